@@ -1,0 +1,2 @@
+// Public surface of @opensora/cli: filled by its issue (see README.md).
+export {};

@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './backend.js';
+export * from './fs.js';
+export * from './logging.js';
+export * from './progress.js';
+export * from '@opensora/random';

@@ -1,0 +1,2 @@
+// Public surface of @opensora/stdit: filled by its issue (see README.md).
+export {};
