@@ -283,8 +283,8 @@ class SingleFileReader implements SafetensorsReader {
     return this._bytesRead;
   }
 
-  private readAt(fd: number, length: number, position: number): Buffer {
-    const buf = Buffer.allocUnsafe(length);
+  private readAt(fd: number, length: number, position: number, into?: Uint8Array): Uint8Array {
+    const buf = into ?? Buffer.allocUnsafe(length);
     let off = 0;
     while (off < length) {
       const n = readSync(fd, buf, off, length - off, position + off);
@@ -299,7 +299,7 @@ class SingleFileReader implements SafetensorsReader {
     const size = fstatSync(fd).size;
     if (size < 8) throw new SafetensorsError(file, `truncated: ${size} bytes, shorter than the 8-byte header length`);
     const lenBuf = this.readAt(fd, 8, 0);
-    const headerLen = lenBuf.readBigUInt64LE(0);
+    const headerLen = new DataView(lenBuf.buffer, lenBuf.byteOffset, 8).getBigUint64(0, true);
     if (headerLen > BigInt(size - 8)) {
       throw new SafetensorsError(file, `header length ${headerLen} runs past the end of the file (${size} bytes)`, {
         hint: 'the file is truncated or not a safetensors file',
@@ -310,7 +310,7 @@ class SingleFileReader implements SafetensorsReader {
     }
     const n = Number(headerLen);
     if (n < 2) throw new SafetensorsError(file, `header of ${n} bytes is too short to be JSON`);
-    const text = this.readAt(fd, n, 8).toString('utf8');
+    const text = new TextDecoder('utf-8').decode(this.readAt(fd, n, 8));
     let header: unknown;
     try {
       header = JSON.parse(text);
@@ -402,10 +402,9 @@ class SingleFileReader implements SafetensorsReader {
   read(name: string): RawTensor {
     const e = this.info(name);
     if (this.fd === null) throw new SafetensorsError(this.path, 'reader is closed');
-    const buf = this.readAt(this.fd, e.byteLength, e.fileOffset);
-    // Copy into a fresh, aligned ArrayBuffer (Buffer pools are not aligned for typed arrays).
+    // Read straight into a fresh ArrayBuffer: aligned for the typed-array view, no extra copy.
     const ab = new ArrayBuffer(e.byteLength);
-    new Uint8Array(ab).set(buf);
+    this.readAt(this.fd, e.byteLength, e.fileOffset, new Uint8Array(ab));
     return { dtype: e.dtype, shape: [...e.shape], data: viewAs(e.dtype, ab) };
   }
 
