@@ -1,0 +1,39 @@
+/**
+ * Python's `int(str)` and `float(str)` rules for the strings the reference converts, so that every
+ * strategy the reference reads is read the same way here: surrounding whitespace (Python's set,
+ * not JavaScript's) is ignored, a sign is allowed, single underscores may separate digits, leading
+ * zeros are fine. Non-ASCII digits, which Python also accepts, are rejected.
+ */
+
+// Characters for which Python's str.isspace() is true (what int()/float() strip).
+const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const STRIP_RE = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
+
+export function pyStrip(s: string): string {
+  return s.replace(STRIP_RE, '');
+}
+
+const DIGITS = '[0-9](?:_?[0-9])*';
+const INT_RE = new RegExp(`^[+-]?${DIGITS}$`);
+const FLOAT_RE = new RegExp(`^[+-]?(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:[eE][+-]?${DIGITS})?$`);
+const SPECIAL_RE = /^([+-]?)(inf|infinity|nan)$/i;
+
+/** `int(s)` as Python does it for base 10; undefined when Python would raise (or the value is not a safe integer). */
+export function pyInt(s: string): number | undefined {
+  const t = pyStrip(s);
+  if (!INT_RE.test(t)) return undefined;
+  const v = Number(t.replace(/_/g, ''));
+  return Number.isSafeInteger(v) ? (Object.is(v, -0) ? 0 : v) : undefined;
+}
+
+/** `float(s)` as Python does it; undefined when Python would raise. */
+export function pyFloat(s: string): number | undefined {
+  const t = pyStrip(s);
+  const sp = SPECIAL_RE.exec(t);
+  if (sp) {
+    if (sp[2]!.toLowerCase() === 'nan') return NaN;
+    return sp[1] === '-' ? -Infinity : Infinity;
+  }
+  if (!FLOAT_RE.test(t)) return undefined;
+  return Number(t.replace(/_/g, ''));
+}
