@@ -1,2 +1,5 @@
-// Public surface of @opensora/trainer: filled by its issue (see README.md).
-export {};
+// @opensora/trainer: multi-stage STDiT2 training with exact resume.
+export * from './config.js';
+export * from './optim.js';
+export * from './checkpoint.js';
+export * from './metrics.js';
