@@ -144,8 +144,9 @@ export function validateMaskStrategyGroup(g: Partial<MaskStrategyGroup> & { loop
 }
 
 /**
- * Writes groups back as a strategy string, dropping trailing fields that equal their default
- * (so `formatMaskStrategy(parseMaskStrategy("0,0,0,0,1"))` is `"0"`).
+ * Writes groups back as a strategy string in the docs' style: just the loop id when every other
+ * field has its default (`"0,0,0,0,1"` → `"0"`), otherwise five fields, and the edit ratio only when
+ * it is not 0 (`"0,1,0,-1"` → `"0,1,0,-1,1"`).
  */
 export function formatMaskStrategy(groups: readonly MaskStrategyGroup[] | MaskStrategyGroup): string {
   const list = Array.isArray(groups) ? groups : [groups as MaskStrategyGroup];
@@ -153,9 +154,8 @@ export function formatMaskStrategy(groups: readonly MaskStrategyGroup[] | MaskSt
     .map((g, i) => {
       const v = validateMaskStrategyGroup(g, i);
       const vals = [v.loopId, v.refId, v.refStart, v.targetStart, v.length, v.editRatio];
-      const defs = [NaN, 0, 0, 0, 1, 0];
-      let end = 6;
-      while (end > 1 && vals[end - 1] === defs[end - 1]) end--;
+      const plain = v.refId === 0 && v.refStart === 0 && v.targetStart === 0 && v.length === 1;
+      const end = v.editRatio !== 0 ? 6 : plain ? 1 : 5;
       return vals.slice(0, end).map((x) => String(x)).join(',');
     })
     .join(';');

@@ -150,13 +150,13 @@ describe('grammar: errors name the group and field', () => {
 });
 
 describe('formatMaskStrategy / joinMaskStrategies', () => {
-  it('round-trips and drops trailing defaults', () => {
-    for (const s of ['0', '0,0,0,-8,8', '0;0,1,0,-1', '0,0,0,0,32,0.4', '1,0,-4,0,4', '0,0,0,0,1,0.3;1']) {
+  it('round-trips in the docs style', () => {
+    for (const s of ['0', '0,0,0,-8,8', '0;0,1,0,-1,1', '0,0,0,0,32,0.4', '1,0,-4,0,4', '0,0,0,0,1,0.3;1']) {
       expect(formatMaskStrategy(parseMaskStrategy(s))).toBe(s);
     }
     expect(formatMaskStrategy(parseMaskStrategy('0,0,0,0,1,0'))).toBe('0');
-    expect(formatMaskStrategy(parseMaskStrategy('0;0,1,0,-1,1'))).toBe('0;0,1,0,-1');
-    expect(formatMaskStrategy(parseMaskStrategy(' 2 , 1 '))).toBe('2,1');
+    expect(formatMaskStrategy(parseMaskStrategy('0;0,1,0,-1'))).toBe('0;0,1,0,-1,1');
+    expect(formatMaskStrategy(parseMaskStrategy(' 2 , 1 '))).toBe('2,1,0,0,1');
     expect(formatMaskStrategy({ loopId: 1, refId: 0, refStart: 0, targetStart: 0, length: 1, editRatio: 0.5 })).toBe('1,0,0,0,1,0.5');
   });
 
