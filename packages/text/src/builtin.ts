@@ -1,0 +1,134 @@
+import { InvalidArgumentError, Rng, hash32, tf } from '@opensora/core';
+import { padAndTruncate } from './pad.js';
+import type { TextEncoderAdapter, TextEncoderOutput, TokenizedBatch } from './types.js';
+import { checkMaxLength, checkTexts } from './validate.js';
+import { DEFAULT_MODEL_MAX_LENGTH } from './t5/encoder.js';
+
+export interface BuiltinTextEncoderOptions {
+  /** Feature size C (default 512). */
+  captionChannels?: number;
+  /** Token length L (default 200, as the v1.1 configs). */
+  modelMaxLength?: number;
+  /** Seed of the word-vector table (default 0). Different seeds give unrelated embeddings. */
+  seed?: number | string;
+  /** Weight of the sinusoidal position signal added to each word vector (default 0.5). */
+  positionScale?: number;
+}
+
+const VERSION = 1;
+const PAD_ID = 0;
+const EOS_ID = 1;
+const EOS_KEY = '\u0000</s>'; // cannot collide with a word: words are letters, marks and digits only
+const WORD_RE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]|[\p{L}\p{M}\p{N}]+/gu;
+const MAX_CACHED_WORDS = 50_000;
+
+/**
+ * A weight-free, deterministic text encoder for CPU work without downloads.
+ *
+ * Tokenizer: NFKC, lower case, words = runs of letters/digits (each CJK character is a word of its
+ * own); punctuation and spaces only separate words. An EOS token is appended and the row padded to
+ * `modelMaxLength`, with T5's truncation (L - 1 words + EOS) and mask semantics.
+ *
+ * Embedding of the word w at position p: `u(w) + positionScale * PE(p)`, where u(w) is a vector of C
+ * independent uniform values in [-sqrt 3, sqrt 3] (unit variance) drawn from `Rng` seeded by
+ * (seed, w) and PE is the sinusoidal position code (sin on even channels, cos on odd ones, periods
+ * 10000^(2i/C)). Padding positions are zero. The result depends only on the seed, C, L and the text:
+ * the same in every process and on every machine (integer hashing and IEEE arithmetic only, plus
+ * V8's deterministic Math.sin/cos for PE).
+ *
+ * What it is not: a language model. It knows nothing about meaning, synonyms or word order beyond
+ * the position code; "a red car" and "a crimson car" are as different as "a red car" and "a dog".
+ * It is there so that a small diffusion model can learn to follow simple, repeated captions.
+ */
+export class BuiltinTextEncoder implements TextEncoderAdapter {
+  readonly captionChannels: number;
+  readonly modelMaxLength: number;
+  readonly seed: number | string;
+  readonly positionScale: number;
+  readonly id: string;
+  private readonly words = new Map<string, Float32Array>();
+  private readonly pe: Float32Array;
+
+  constructor(options: BuiltinTextEncoderOptions = {}) {
+    const C = options.captionChannels ?? 512;
+    if (!Number.isInteger(C) || C < 1) throw new InvalidArgumentError(`BuiltinTextEncoder: captionChannels must be a positive integer, got ${C}`);
+    this.captionChannels = C;
+    this.modelMaxLength = checkMaxLength(options.modelMaxLength ?? DEFAULT_MODEL_MAX_LENGTH, 'BuiltinTextEncoder');
+    this.seed = options.seed ?? 0;
+    this.positionScale = options.positionScale ?? 0.5;
+    if (!Number.isFinite(this.positionScale)) throw new InvalidArgumentError('BuiltinTextEncoder: positionScale must be finite');
+    this.id = `builtin:v${VERSION}:seed=${String(this.seed)}:C${C}:L${this.modelMaxLength}:pos${this.positionScale}`;
+    this.pe = sinusoidalPositions(this.modelMaxLength, C);
+  }
+
+  /** The words of a caption, in order, before truncation. */
+  static splitWords(text: string): string[] {
+    return text.normalize('NFKC').toLowerCase().match(WORD_RE) ?? [];
+  }
+
+  /** Id of a word token (a 31-bit hash, >= 2; 0 is padding and 1 the EOS). Informational. */
+  wordId(word: string): number {
+    return Math.max(2, hash32(`builtin-text:${String(this.seed)}`, word) >>> 1);
+  }
+
+  /** u(w): the word's fixed vector (C unit-variance uniform values). */
+  wordVector(word: string): Float32Array {
+    let v = this.words.get(word);
+    if (v) return v;
+    const rng = new Rng(`opensora-builtin-text:v${VERSION}:${String(this.seed)}:${word}`);
+    v = new Float32Array(this.captionChannels);
+    const a = Math.sqrt(3);
+    for (let i = 0; i < v.length; i++) v[i] = (2 * rng.random() - 1) * a;
+    if (this.words.size >= MAX_CACHED_WORDS) this.words.clear();
+    this.words.set(word, v);
+    return v;
+  }
+
+  private rows(texts: string[]): { words: string[][]; batch: TokenizedBatch } {
+    checkTexts(texts, 'BuiltinTextEncoder');
+    const words = texts.map((t) => BuiltinTextEncoder.splitWords(t));
+    const batch = padAndTruncate(words, this.modelMaxLength, 1, (kept) => [...kept.map((w) => this.wordId(w)), EOS_ID], PAD_ID);
+    return { words, batch };
+  }
+
+  tokenize(texts: string[]): TokenizedBatch {
+    return this.rows(texts).batch;
+  }
+
+  encode(texts: string[]): TextEncoderOutput {
+    const { words, batch } = this.rows(texts);
+    const B = batch.batchSize;
+    const L = this.modelMaxLength;
+    const C = this.captionChannels;
+    const out = new Float32Array(B * L * C);
+    const s = this.positionScale;
+    for (let b = 0; b < B; b++) {
+      const n = batch.lengths[b]!;
+      for (let p = 0; p < n; p++) {
+        const w = p === n - 1 ? EOS_KEY : words[b]![p]!;
+        const u = this.wordVector(w);
+        const off = (b * L + p) * C;
+        const po = p * C;
+        for (let c = 0; c < C; c++) out[off + c] = u[c]! + s * this.pe[po + c]!;
+      }
+    }
+    return { embeddings: tf.tensor4d(out, [B, 1, L, C]), mask: tf.tensor2d(batch.mask, [B, L], 'int32') };
+  }
+
+  dispose(): void {
+    this.words.clear();
+  }
+}
+
+/** [L, C] sinusoidal position code: PE[p, 2i] = sin(p / 10000^(2i/C)), PE[p, 2i+1] = cos(same). */
+export function sinusoidalPositions(L: number, C: number): Float32Array {
+  const pe = new Float32Array(L * C);
+  for (let p = 0; p < L; p++) {
+    for (let i = 0; i < C; i += 2) {
+      const angle = p / Math.pow(10000, i / C);
+      pe[p * C + i] = Math.sin(angle);
+      if (i + 1 < C) pe[p * C + i + 1] = Math.cos(angle);
+    }
+  }
+  return pe;
+}
