@@ -1,0 +1,85 @@
+/**
+ * The primitive layers of STDiT2 (spec section 2) as pure functions of tensors. Parameters are
+ * tensors in the official PyTorch layout: a Linear weight is (out, in) and y = x·Wᵀ + b.
+ */
+import { tf } from '@opensora/core';
+
+/** y = x·Wᵀ + b over the last axis; `w` is (out, in) or any shape whose trailing dims flatten to `in`. */
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  const outDim = w.shape[0]!;
+  const inDim = w.size / outDim;
+  const lead = x.shape.slice(0, -1);
+  const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+  const w2 = w.rank === 2 ? (w as tf.Tensor2D) : tf.reshape(w, [outDim, inDim]) as tf.Tensor2D;
+  // Not tf.fused.matMul with a bias: tfjs-wasm 4.22 adds the bias wrongly when transposeB is set.
+  const xw = tf.matMul(x2, w2, false, true);
+  const y = b ? tf.add(xw, b) : xw;
+  return x.rank === 2 ? y : tf.reshape(y, [...lead, outDim]);
+}
+
+/** LayerNorm over the last axis, no affine, biased variance: (x − μ)/√(σ² + eps). */
+export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
+  return tf.tidy(() => {
+    const axis = x.rank - 1;
+    const mean = tf.mean(x, axis, true);
+    const xc = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(xc), axis, true);
+    return tf.mul(xc, tf.rsqrt(tf.add(variance, eps)));
+  });
+}
+
+/** LlamaRMSNorm: x·rsqrt(mean(x²) + eps) · weight over the last axis. */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps = 1e-6): tf.Tensor {
+  return tf.tidy(() => {
+    const variance = tf.mean(tf.square(x), x.rank - 1, true);
+    return tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
+  });
+}
+
+/** t2i_modulate: x·(1 + scale) + shift. */
+export function modulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.add(tf.mul(x, tf.add(scale, 1)), shift));
+}
+
+const GELU_BETA = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const x3 = tf.mul(tf.mul(x, x), x);
+    const inner = tf.mul(tf.add(x, tf.mul(x3, 0.044715)), GELU_BETA);
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  });
+}
+
+/** SiLU: x·σ(x). */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+}
+
+/**
+ * Rotary embedding over axis -2 (positions) with interleaved pairs, in the pair-swap form:
+ * x·cos + swap(x)·sinSigned where swap exchanges channels 2i and 2i+1 (see `ropeTables`).
+ * `cos`/`sinSigned` broadcast against x ([T, hd] for x [..., T, hd]).
+ */
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sinSigned: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const hd = x.shape[x.rank - 1]!;
+    const pairs = tf.reshape(x, [...x.shape.slice(0, -1), hd / 2, 2]);
+    const swapped = tf.reshape(tf.reverse(pairs, -1), x.shape);
+    return tf.add(tf.mul(x, cos), tf.mul(swapped, sinSigned));
+  });
+}
+
+/**
+ * Scaled dot-product attention over the last two axes: softmax((q·scale)·kᵀ + bias)·v.
+ * q [..., Lq, d], k/v [..., Lk, d], optional additive bias broadcast to [..., Lq, Lk].
+ */
+export function sdpa(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, bias?: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    let s = tf.matMul(tf.mul(q, scale), k, false, true);
+    if (bias) s = tf.add(s, bias);
+    const p = tf.softmax(s, -1);
+    return tf.matMul(p, v);
+  });
+}
