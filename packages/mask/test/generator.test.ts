@@ -12,6 +12,7 @@ interface Fixture {
   'stage_mask_ratios (configs/opensora-v1-1/train/stage1/2/3.py, identical)': Record<string, number>;
   stage_mask_ratios_float_sum: number;
   per_type_exact_enumeration: { T_values: number[]; results: Record<string, Record<string, TypeResult>> };
+  get_masks_check: { input_shape: number[]; output_shape: number[] };
   stage_mixture_exact_distribution: { results: Record<string, { prob_of_ValueError: number; masks: Array<{ mask: string; prob: number }> }> };
 }
 const fx = loadFixture<Fixture>('mask_generator.json');
@@ -213,6 +214,10 @@ describe('MaskGenerator: API, validation and resume', () => {
     expect(masks).toHaveLength(3);
     for (const m of masks) expect(m).toEqual([false, ...new Array(15).fill(true)]);
     expect(gen.getMasks(0, 4)).toEqual([]);
+    // The reference's get_masks(x) for x [B, C, T, H, W] gives [B, T].
+    const [B, , T] = fx.get_masks_check.input_shape as [number, number, number];
+    const rows = new MaskGenerator(DEFAULT_MASK_RATIOS, { seed: 1 }).getMasks(B, T);
+    expect([rows.length, rows[0]!.length]).toEqual(fx.get_masks_check.output_shape);
     expect(new MaskGenerator().ratios).toEqual(Object.entries(DEFAULT_MASK_RATIOS));
   });
 

@@ -94,6 +94,8 @@ describe('grammar: defaults and number forms', () => {
     expect(parseMaskStrategy('0,0,0,0,1,1.').map(toTuple)).toEqual([[0, 0, 0, 0, 1, 1]]);
     expect(parseMaskStrategy('0,0,0,0,1,25E-2').map(toTuple)).toEqual([[0, 0, 0, 0, 1, 0.25]]);
     expect(parseMaskStrategy('0,0,0,0,1,\u00a00.5\u3000').map(toTuple)).toEqual([[0, 0, 0, 0, 1, 0.5]]);
+    // Any Unicode decimal digit, as Python's int() reads it (Arabic-Indic, Devanagari, fullwidth).
+    expect(parseMaskStrategy('\u0663,\u0967\u0966,\uff18').map(toTuple)).toEqual([[3, 10, 8, 0, 1, 0]]);
     // A negative loop id parses (the reference accepts it) but never matches a loop.
     expect(parseMaskStrategy('-1').map(toTuple)).toEqual([[-1, 0, 0, 0, 1, 0]]);
     // Length 0 is allowed: the group copies nothing.
