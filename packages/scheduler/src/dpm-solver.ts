@@ -167,8 +167,8 @@ export class DPMSolver implements Scheduler {
    * epsilon (a learned-sigma model's variance channels are dropped). With an edit mask, the
    * remaining-step index i = steps−1−j of evaluation j plays IDDPM's step index: frames whose
    * entry step m equals i are re-noised to the current level before the evaluation, frames with
-   * m < i stay frozen (their data prediction is the frozen latent itself), and `xMask` follows
-   * the same rule as IDDPM's.
+   * m < i stay frozen (their data prediction is the frozen latent itself), a frame's first step
+   * after entering is first order (it has no history), and `xMask` follows the same rule as IDDPM's.
    */
   sample(args: SampleArgs): tf.Tensor {
     const text = checkSampleArgs(args);
@@ -216,6 +216,16 @@ export class DPMSolver implements Scheduler {
           }
           return { xEval: cur === x0 ? cur.clone() : cur, x0: x0.clone(), d };
         });
+        // A frame entering at this evaluation has no history yet: its previous data prediction
+        // is taken equal to the current one, so its first step is first order.
+        if (plan && hist.length > 0 && anyOf(plan.entry, (v) => v === i)) {
+          const prev = hist[hist.length - 1]!;
+          const sel = frameSelect(plan.entry, plan.batch, plan.frames, (v) => v === i, true);
+          const merged = tf.where(sel, d, prev.d);
+          sel.dispose();
+          prev.d.dispose();
+          prev.d = merged;
+        }
         hist.push({ t: s, d });
         if (hist.length > 2) hist.shift()!.d.dispose();
         const order = j === 0 || (this.lowerOrderFinal && steps < 10 && j === steps - 1) ? 1 : 2;
@@ -245,6 +255,10 @@ export class DPMSolver implements Scheduler {
         x = next;
         progress.tick(j + 1, tModel);
       }
+    } catch (e) {
+      x.dispose();
+      start?.dispose();
+      throw e;
     } finally {
       for (const h of hist) h.d.dispose();
       guided.dispose();

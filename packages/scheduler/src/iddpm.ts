@@ -143,6 +143,10 @@ export class IDDPM extends GaussianDiffusion implements Scheduler {
         x = next;
         progress.tick(n - i, a.timestepMap[i]!);
       }
+    } catch (e) {
+      x.dispose();
+      start?.dispose();
+      throw e;
     } finally {
       guided.dispose();
       progress.done();
