@@ -83,6 +83,8 @@ function getWorkerSource(): string {
   workerSource ??= [
     "'use strict';",
     "const { parentPort, workerData } = require('node:worker_threads');",
+    // Transpilers that keep function names (tsx, esbuild keepNames) wrap functions in a __name helper.
+    'var __name = (fn) => fn;',
     `const kernel = (${makeKernel.toString()})();`,
     'const d = workerData;',
     'kernel.assignRange(d.tables, d.numFrames, d.height, d.width, d.frameInterval, d.base, d.start, d.end, d.out);',

@@ -22,3 +22,4 @@ export { makeKernel, type Kernel, type KernelTables, type NumericColumn } from '
 export { groupAssignment, assignBucketsParallel, type Grouping, type AssignOptions, type ParallelAssignOptions } from './group.js';
 export { VariableVideoBatchSampler, type SamplerBatch, type SamplerOptions, type SamplerState } from './sampler.js';
 export { computeBucketStats, formatBucketStats, type BucketStats, type BucketStatsEntry, type StatsOptions } from './stats.js';
+export { OPENSORA_V1_1_BUCKET_CONFIGS } from './configs.js';

@@ -315,3 +315,15 @@ describe('Bucket semantics', () => {
     expect(() => new Bucket(STAGE2, { draw: 'torch' as never })).toThrow(/draw/);
   });
 });
+
+describe('OPENSORA_V1_1_BUCKET_CONFIGS', () => {
+  it('equal the reference configs of the fixture and give the spec bucket counts', async () => {
+    const { OPENSORA_V1_1_BUCKET_CONFIGS: C } = await import('../src/index.js');
+    const norm = (c: BucketConfig): unknown => new Bucket(c).config;
+    expect(norm(C.stage1)).toEqual(norm(fixture.configs.stage1_keepprob1!.original_bucket_config_from_source));
+    expect(norm(C.stage2)).toEqual(norm(STAGE2));
+    expect(norm(C.stage3)).toEqual(norm(STAGE3));
+    // spec 2.2: stage1 = 359, stage2 = 729, stage3 = 848, image = 154, video = 290
+    expect([C.stage1, C.stage2, C.stage3, C.image, C.video].map((c) => new Bucket(c).numBucket)).toEqual([359, 729, 848, 154, 290]);
+  });
+});
