@@ -87,14 +87,24 @@ export function checkpointed(x: tf.Tensor, p: BlockParams, ctx: BlockContext): t
     const gradFunc = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]): tf.Tensor[] => {
       const dyT = Array.isArray(dy) ? dy[0]! : dy;
       const diffIns = diffIdx.map((i) => saved[i]!);
-      const g = tf.grads((...diffArgs: tf.Tensor[]) => {
-        const all = saved.slice();
-        diffIdx.forEach((idx, j) => {
-          all[idx] = diffArgs[j]!;
-        });
-        const r = rebuild(all, slots, ctx);
-        return blockForward(r.x, r.p, r.ctx);
-      })(diffIns, dyT);
+      // tfjs keeps one global tape: a nested tf.grads started while the outer backward pass runs
+      // would replace it and then clear it. Park the outer tape and restore it afterwards, so
+      // that the recomputation's tape is freed as soon as this block's gradients exist.
+      const state = (tf.engine() as unknown as { state: { activeTape: unknown[] | null } }).state;
+      const outerTape = state.activeTape;
+      let g: tf.Tensor[];
+      try {
+        g = tf.grads((...diffArgs: tf.Tensor[]) => {
+          const all = saved.slice();
+          diffIdx.forEach((idx, j) => {
+            all[idx] = diffArgs[j]!;
+          });
+          const r = rebuild(all, slots, ctx);
+          return blockForward(r.x, r.p, r.ctx);
+        })(diffIns, dyT);
+      } finally {
+        state.activeTape = outerTape;
+      }
       const out: tf.Tensor[] = saved.map((t) => tf.zerosLike(t));
       diffIdx.forEach((idx, j) => {
         out[idx]!.dispose();

@@ -223,9 +223,11 @@ const IGNORED_SNAKE = new Set([
  * Builds a config from the reference's snake_case form (`STDiT2Config(**kwargs)`, the hub
  * `config.json`, or the fixture metadata). Missing fields take the reference class defaults,
  * exactly as `STDiT2Config` would (so a config without `input_sq_size` gets 32, not 512).
- * Accepts a JSON string too.
+ * Accepts a JSON string too. Unknown keys are ignored, as HF `PretrainedConfig` keeps extra
+ * kwargs without meaning; `strict` makes them an error (keys known to carry no maths, such as
+ * `enable_flash_attn` or HF bookkeeping, are always accepted).
  */
-export function configFromOfficial(json: string | Record<string, unknown>): STDiT2Config {
+export function configFromOfficial(json: string | Record<string, unknown>, options: { strict?: boolean } = {}): STDiT2Config {
   let obj: Record<string, unknown>;
   if (typeof json === 'string') {
     try {
@@ -244,7 +246,7 @@ export function configFromOfficial(json: string | Record<string, unknown>): STDi
     if (ck) {
       if (ck === 'patchSize' && Array.isArray(v)) (out as Record<string, unknown>)[ck] = v.slice();
       else (out as Record<string, unknown>)[ck] = v;
-    } else if (!IGNORED_SNAKE.has(k)) {
+    } else if (options.strict && !IGNORED_SNAKE.has(k)) {
       problems.push(`${k}: unknown field of the reference STDiT2Config`);
     }
   }

@@ -6,3 +6,4 @@ export { blockForward, crossAttention, finalLayer } from './block.js';
 export type { AttnParams, BlockParams, BlockContext, FinalParams } from './block.js';
 export { checkpointed } from './checkpoint.js';
 export * from './model.js';
+export { adaptCaptionEmbedding, DROPPED_KEYS } from './weights.js';

@@ -382,7 +382,10 @@ export class STDiT2 {
       if (!t) continue;
       const value = t.dtype === 'float32' ? t : tf.cast(t, 'float32');
       const existing = this.vars.get(s.name);
-      if (existing) existing.assign(value);
+      if (existing) {
+        // assigning a variable its own data would free it first (tfjs Variable.assign)
+        if (existing.dataId !== value.dataId) existing.assign(value);
+      }
       else this.vars.set(s.name, tf.variable(value, s.trainable && !this.frozen.has(s.name)));
       if (value !== t) value.dispose();
       loaded.push(s.name);
