@@ -9,8 +9,11 @@ export type BucketEntry = readonly [keepProb: number, batchSize: number | null];
 /** `{ [resolution]: { [numFrames]: [keepProb, batchSize | null] } }`, the reference's `bucket_config` as JSON. */
 export type BucketConfig = Readonly<Record<string, Readonly<Record<string | number, BucketEntry>>>>;
 
-/** `[resolution, numFrames, aspectKey]`. */
-export type BucketId = readonly [resolution: string, numFrames: number, aspectRatio: string];
+/** `[resolution, numFrames, aspectKey]` (a fresh array each time it is returned). */
+export type BucketId = [resolution: string, numFrames: number, aspectRatio: string];
+
+/** What methods taking a bucket id accept. */
+export type BucketIdLike = readonly [resolution: string, numFrames: number, aspectRatio: string];
 
 /**
  * How the keep-probability draw is made for a per-attempt seed s (the reference's
@@ -32,7 +35,7 @@ export interface BucketOptions {
 export interface BucketInfo {
   /** Position in the bucket list, 0 .. numBucket - 1 (resolution order, T descending, table order). */
   readonly index: number;
-  readonly id: BucketId;
+  readonly id: BucketIdLike;
   /** `[T, H, W]` of the bucket. */
   readonly thw: readonly [number, number, number];
   readonly keepProb: number;
@@ -195,6 +198,11 @@ export class Bucket {
     };
   }
 
+  /** A string that changes whenever the config or a resolution table used by it changes. */
+  get signature(): string {
+    return JSON.stringify([this.draw, this.config, this.res.map((r) => [r.name, r.pixels, r.keys, r.sizes])]);
+  }
+
   /** Same as numBucket (the reference's `len(bucket)`). */
   get length(): number {
     return this.numBucket;
@@ -237,11 +245,11 @@ export class Bucket {
     }
     const s = this.slots[this.tripleSlot[index]!]!;
     const r = this.res[s.res]!;
-    return Object.freeze([r.name, s.t, r.keys[this.tripleAr[index]!]!] as const);
+    return [r.name, s.t, r.keys[this.tripleAr[index]!]!];
   }
 
   /** The index of a bucket id (see `buckets()`). */
-  indexOf(id: BucketId): number {
+  indexOf(id: BucketIdLike): number {
     const { slot, ar } = this.locate(id, true);
     return this.slots[slot]!.tripleOffset + ar;
   }
@@ -265,7 +273,7 @@ export class Bucket {
   }
 
   /** The reference's `get_thw(id)`: `[T, H, W]` with (H, W) from the resolution's table. */
-  getThw(id: BucketId): [number, number, number] {
+  getThw(id: BucketIdLike): [number, number, number] {
     const { slot, ar } = this.locate(id, true);
     const s = this.slots[slot]!;
     const hw = this.res[s.res]!.sizes[ar]!;
@@ -273,12 +281,12 @@ export class Bucket {
   }
 
   /** The reference's `get_batch_size(id)` (a 2- or 3-element id); null for keep-probability-0 entries. */
-  getBatchSize(id: BucketId | readonly [string, number]): number | null {
+  getBatchSize(id: BucketIdLike | readonly [string, number]): number | null {
     return this.slots[this.locate(id, false).slot]!.bs;
   }
 
   /** The reference's `get_prob(id)`: the keep probability of (resolution, T). */
-  getProb(id: BucketId | readonly [string, number]): number {
+  getProb(id: BucketIdLike | readonly [string, number]): number {
     return this.slots[this.locate(id, false).slot]!.prob;
   }
 
@@ -299,7 +307,7 @@ export class Bucket {
     const id = this.idOf(index);
     const s = this.slots[this.tripleSlot[index]!]!;
     const hw = this.res[s.res]!.sizes[this.tripleAr[index]!]!;
-    return Object.freeze({ index, id, thw: Object.freeze([s.t, hw[0], hw[1]] as const), keepProb: s.prob, batchSize: s.bs, slot: this.tripleSlot[index]! });
+    return Object.freeze({ index, id: Object.freeze(id), thw: Object.freeze([s.t, hw[0], hw[1]] as const), keepProb: s.prob, batchSize: s.bs, slot: this.tripleSlot[index]! });
   }
 
   /** @internal (slot of a bucket index, for the sampler's hot path). */

@@ -16,7 +16,7 @@ export {
   type RatioTableInput,
   type ResolvedResolution,
 } from './aspect.js';
-export { Bucket, type BucketConfig, type BucketEntry, type BucketId, type BucketInfo, type BucketOptions, type DrawMode } from './bucket.js';
+export { Bucket, type BucketConfig, type BucketEntry, type BucketId, type BucketIdLike, type BucketInfo, type BucketOptions, type DrawMode } from './bucket.js';
 export { toColumns, type BucketColumns, type BucketRow, type NormalizedColumns } from './columns.js';
 export { makeKernel, type Kernel, type KernelTables, type NumericColumn } from './kernel.js';
 export { groupAssignment, assignBucketsParallel, type Grouping, type AssignOptions, type ParallelAssignOptions } from './group.js';

@@ -125,8 +125,7 @@ export class VariableVideoBatchSampler implements Iterable<SamplerBatch> {
     this.seedValue = options.seed ?? 0;
     this.bucket.baseSeed(this.seedValue, 0, this.numRows);
     this.configHash = hash32(
-      JSON.stringify(this.bucket.config),
-      this.bucket.draw,
+      this.bucket.signature,
       String(this.frameInterval),
       this.shuffle ? 1 : 0,
       this.dropLast ? 1 : 0,

@@ -1,9 +1,9 @@
-import type { Bucket, BucketId } from './bucket.js';
+import type { Bucket, BucketIdLike } from './bucket.js';
 import type { Grouping } from './group.js';
 
 export interface BucketStatsEntry {
   readonly index: number;
-  readonly id: BucketId;
+  readonly id: BucketIdLike;
   readonly thw: readonly [number, number, number];
   readonly batchSize: number;
   readonly samples: number;

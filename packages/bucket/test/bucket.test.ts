@@ -266,7 +266,7 @@ describe('Bucket semantics', () => {
     expect(b.getBatchSize(['240p', 16, '0.56'])).toBe(17);
     expect(b.getProb(['240p', 16])).toBe(0.9);
     expect(b.getThw(['1080p', 1, '0.56'])).toEqual([1, 1080, 1920]);
-    expect(() => b.getThw(['240p', 16])).toThrow(BucketError);
+    expect(() => b.getThw(['240p', 16] as never)).toThrow(BucketError);
     expect(() => b.getThw(['240p', 17, '0.56'])).toThrow(/no frame entry/);
     expect(() => b.getThw(['240p', 16, '0.57'])).toThrow(/no aspect key/);
     expect(() => b.getThw(['4k', 16, '0.56'])).toThrow(/not in this bucket/);
