@@ -1,11 +1,11 @@
-import type { UserConfig } from 'vitest/config';
+import type { ViteUserConfig } from 'vitest/config';
 
 /**
  * Test settings shared by every package: node environment, generous timeouts for
  * tensor work on 2 cores, and a JSON report per package that `scripts/test-summary.mjs`
  * adds up into the closing "N passed, N failed" line of `npm test`.
  */
-export function sharedTestConfig(name: string): UserConfig {
+export function sharedTestConfig(name: string): ViteUserConfig {
   return {
     test: {
       name,
