@@ -5,7 +5,7 @@
  * Reading streams through csv-parse and checks the schema, naming file, row and column of a bad
  * value; writing goes through csv-stringify and is atomic.
  */
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
@@ -165,7 +165,9 @@ function coerceRecords(file: string, header: string[], records: Array<{ rec: Rec
 export async function readDatasetCsv(file: string, options: ReadCsvOptions = {}): Promise<DatasetRow[]> {
   let header: string[] = [];
   const records: Array<{ rec: Record<string, string>; line: number }> = [];
-  const parser = createReadStream(file).pipe(
+  if (!existsSync(file)) throw new DataError(`${file}: CSV file not found`, { details: { file } });
+  const input = createReadStream(file);
+  const parser = input.pipe(
     parse({
       bom: true,
       columns: (h: string[]) => {
@@ -177,6 +179,7 @@ export async function readDatasetCsv(file: string, options: ReadCsvOptions = {})
       relax_quotes: false,
     }),
   );
+  input.on('error', (e) => parser.destroy(e));
   try {
     for await (const item of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
       records.push({ rec: item.record, line: item.info.lines });
