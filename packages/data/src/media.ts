@@ -4,7 +4,7 @@
  * wrong with it: missing, empty, unreadable, truncated, no video stream, content that does not
  * match the extension.
  */
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { FfprobeData, FfprobeStream } from 'fluent-ffmpeg';
@@ -103,13 +103,25 @@ function ffprobe(p: string, args: string[], options: BinaryOptions): Promise<Ffp
   });
 }
 
-/** Checks that a local file exists and is not empty; throws a MediaError otherwise. */
+/** Checks that a local file exists, is not empty and is not plain text; throws a MediaError otherwise. */
 export function checkFile(p: string): void {
   if (isUrl(p)) return;
   if (!existsSync(p)) throw new MediaError(p, 'file not found', { hint: 'check the path column (relative paths resolve against the CSV folder)' });
   const st = statSync(p);
   if (!st.isFile()) throw new MediaError(p, 'not a regular file');
   if (st.size === 0) throw new MediaError(p, 'empty file (0 bytes)');
+  const head = Buffer.alloc(Math.min(256, st.size));
+  const fd = openSync(p, 'r');
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  // Every media container starts with binary magic; a head of printable ASCII is a text file.
+  if (head.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127))) {
+    const svgOrPnm = /^\s*(<\?xml|<svg|P[1-7]\s)/.test(head.toString('latin1'));
+    if (!svgOrPnm) throw new MediaError(p, `content is plain text, not media (starts with ${JSON.stringify(head.toString('latin1').slice(0, 24))})`);
+  }
 }
 
 const IMAGE_FORMAT_OF_EXT: Record<string, string[]> = {

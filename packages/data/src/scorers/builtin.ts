@@ -65,35 +65,49 @@ export function blockMatch(a: Plane, b: Plane, options: { block?: number; levels
     const radius = prev ? (options.refineRadius ?? 2) : (options.coarseRadius ?? 8);
     for (let by = 0; by < rows; by++) {
       for (let bx = 0; bx < cols; bx++) {
+        const x0 = bx * block;
+        const y0 = by * block;
+        const bw = Math.min(block, A.width - x0);
+        const bh = Math.min(block, A.height - y0);
+        const sadAt = (sx: number, sy: number, limit: number): number => {
+          if (y0 + sy < 0 || y0 + sy + bh > B.height || x0 + sx < 0 || x0 + sx + bw > B.width) return Infinity;
+          let sad = 0;
+          for (let y = 0; y < bh && sad < limit; y++) {
+            const ra = (y0 + y) * A.width + x0;
+            const rb = (y0 + y + sy) * B.width + x0 + sx;
+            for (let x = 0; x < bw; x++) sad += Math.abs(A.data[ra + x]! - B.data[rb + x]!);
+          }
+          // Prefer the smaller displacement among (near) ties: flat areas then read as still.
+          return sad + 1e-3 * (Math.abs(sx) + Math.abs(sy));
+        };
+        // Predictors: the parent block's vector and its neighbours' (scaled to this level).
         let gx = 0;
         let gy = 0;
         if (prev) {
           const px = Math.min(prev.cols - 1, bx >> 1);
           const py = Math.min(prev.rows - 1, by >> 1);
-          gx = Math.round(prev.dx[py * prev.cols + px]! * 2);
-          gy = Math.round(prev.dy[py * prev.cols + px]! * 2);
+          let bestP = Infinity;
+          for (let ny = Math.max(0, py - 1); ny <= Math.min(prev.rows - 1, py + 1); ny++) {
+            for (let nx = Math.max(0, px - 1); nx <= Math.min(prev.cols - 1, px + 1); nx++) {
+              const cx = Math.round(prev.dx[ny * prev.cols + nx]! * 2);
+              const cy = Math.round(prev.dy[ny * prev.cols + nx]! * 2);
+              const v = sadAt(cx, cy, bestP);
+              if (v < bestP) {
+                bestP = v;
+                gx = cx;
+                gy = cy;
+              }
+            }
+          }
         }
-        const x0 = bx * block;
-        const y0 = by * block;
-        const bw = Math.min(block, A.width - x0);
-        const bh = Math.min(block, A.height - y0);
         let best = Infinity;
         let bestX = gx;
         let bestY = gy;
         for (let sy = gy - radius; sy <= gy + radius; sy++) {
-          if (y0 + sy < 0 || y0 + sy + bh > B.height) continue;
           for (let sx = gx - radius; sx <= gx + radius; sx++) {
-            if (x0 + sx < 0 || x0 + sx + bw > B.width) continue;
-            let sad = 0;
-            for (let y = 0; y < bh && sad < best; y++) {
-              const ra = (y0 + y) * A.width + x0;
-              const rb = (y0 + y + sy) * B.width + x0 + sx;
-              for (let x = 0; x < bw; x++) sad += Math.abs(A.data[ra + x]! - B.data[rb + x]!);
-            }
-            // Prefer the smaller displacement among (near) ties: flat areas then read as still.
-            sad += 1e-3 * (Math.abs(sx) + Math.abs(sy));
-            if (sad < best) {
-              best = sad;
+            const v = sadAt(sx, sy, best);
+            if (v < best) {
+              best = v;
               bestX = sx;
               bestY = sy;
             }
