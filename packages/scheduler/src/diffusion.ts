@@ -7,7 +7,7 @@ import { tf, InvalidArgumentError } from '@opensora/core';
 import type { Rng } from '@opensora/core';
 import { linearBetaSchedule, respacedArrays, spaceTimesteps, type DiffusionArrays } from './schedule.js';
 import type { DenoiseFn, FrameMaskLike, TimestepsLike, TrainingLosses, TrainingLossesArgs } from './types.js';
-import { extract, randn, stopGradient, toFrameMask, toTimesteps } from './util.js';
+import { expandFrameMask, extract, flat, randn, splitChannels, stopGradient, toFrameMask, toTimesteps } from './util.js';
 
 export type ModelMeanType = 'epsilon' | 'start_x';
 export type ModelVarType = 'learned_range' | 'fixed_small' | 'fixed_large';
@@ -60,7 +60,7 @@ export function normalKl(mean1: tf.Tensor, logvar1: tf.Tensor, mean2: tf.Tensor,
 /** The tanh approximation of the standard normal CDF. */
 export function approxStandardNormalCdf(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() =>
-    tf.mul(0.5, tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))))),
+    tf.mul(0.5, tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(x, tf.mul(x, x)))))))),
   );
 }
 
@@ -87,16 +87,15 @@ export function discretizedGaussianLogLikelihood(x: tf.Tensor, means: tf.Tensor,
  * condition frames gets 0 instead of the reference's 0/0.
  */
 export function meanFlat(x: tf.Tensor, mask?: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const axes = Array.from({ length: x.rank - 1 }, (_, i) => i + 1);
-    if (!mask) return tf.mean(x, axes);
-    if (x.rank !== 5) throw new InvalidArgumentError(`a frame mask needs 5-D latents [B, C, T, H, W], got rank ${x.rank}`);
-    const [b, c, t, h, w] = x.shape as [number, number, number, number, number];
-    const mf = tf.cast(mask, 'float32');
-    const num = tf.sum(tf.mul(x, tf.reshape(mf, [b, 1, t, 1, 1])), axes);
-    const denom = tf.mul(tf.sum(mf, 1), c * h * w);
-    return tf.div(num, tf.maximum(denom, 1));
-  });
+  if (!mask) return tf.tidy(() => tf.mean(flat(x), 1));
+  if (x.rank !== 5) throw new InvalidArgumentError(`a frame mask needs 5-D latents [B, C, T, H, W], got rank ${x.rank}`);
+  return tf.tidy(() => maskedMean(flat(x), expandFrameMask(toFrameMask(mask, x.shape[0]!, x.shape[2]!), x.shape)));
+}
+
+/** Masked mean of a flat `[B, N]` tensor with a bool `[B, N]` selector. */
+function maskedMean(x: tf.Tensor, sel: tf.Tensor): tf.Tensor {
+  const mf = tf.cast(sel, 'float32');
+  return tf.div(tf.sum(tf.mul(x, mf), 1), tf.maximum(tf.sum(mf, 1), 1));
 }
 
 /** A Gaussian diffusion over a respaced linear schedule (the reference's `SpacedDiffusion`). */
@@ -159,34 +158,40 @@ export class GaussianDiffusion {
     if (!noise.shape.every((d, i) => d === xStart.shape[i]) || noise.rank !== xStart.rank) {
       throw new InvalidArgumentError(`noise has shape [${noise.shape.join(', ')}], expected xStart's [${xStart.shape.join(', ')}]`);
     }
-    return tf.tidy(() => {
-      const a = extract(this.arrays.sqrtAlphasCumprod, ti, xStart.rank);
-      const s = extract(this.arrays.sqrtOneMinusAlphasCumprod, ti, xStart.rank);
-      return tf.add(tf.mul(a, xStart), tf.mul(s, noise));
-    });
+    return tf.tidy(() => tf.reshape(this.qSampleFlat(flat(xStart), ti, flat(noise)), xStart.shape));
+  }
+
+  private qSampleFlat(x0: tf.Tensor, t: Int32Array, noise: tf.Tensor): tf.Tensor {
+    return tf.add(tf.mul(extract(this.arrays.sqrtAlphasCumprod, t), x0), tf.mul(extract(this.arrays.sqrtOneMinusAlphasCumprod, t), noise));
   }
 
   /** Mean and (log-)variance of q(x_{t−1} | x_t, x_0). */
   qPosteriorMeanVariance(xStart: tf.Tensor, xT: tf.Tensor, t: TimestepsLike): { mean: tf.Tensor; variance: tf.Tensor; logVarianceClipped: tf.Tensor } {
     const ti = toTimesteps(t, xT.shape[0]!, this.numTimesteps);
     return tf.tidy(() => {
-      const c1 = extract(this.arrays.posteriorMeanCoef1, ti, xT.rank);
-      const c2 = extract(this.arrays.posteriorMeanCoef2, ti, xT.rank);
-      const mean = tf.add(tf.mul(c1, xStart), tf.mul(c2, xT));
-      const variance = tf.mul(tf.onesLike(xT), extract(this.arrays.posteriorVariance, ti, xT.rank));
-      const logVarianceClipped = tf.mul(tf.onesLike(xT), extract(this.arrays.posteriorLogVarianceClipped, ti, xT.rank));
-      return { mean, variance, logVarianceClipped };
+      const x = flat(xT);
+      const one = tf.onesLike(x);
+      const r = (v: tf.Tensor) => tf.reshape(v, xT.shape);
+      return {
+        mean: r(this.posteriorMeanFlat(flat(xStart), x, ti)),
+        variance: r(tf.mul(one, extract(this.arrays.posteriorVariance, ti))),
+        logVarianceClipped: r(tf.mul(one, extract(this.arrays.posteriorLogVarianceClipped, ti))),
+      };
     });
   }
 
+  private posteriorMeanFlat(x0: tf.Tensor, xT: tf.Tensor, t: Int32Array): tf.Tensor {
+    return tf.add(tf.mul(extract(this.arrays.posteriorMeanCoef1, t), x0), tf.mul(extract(this.arrays.posteriorMeanCoef2, t), xT));
+  }
+
   /** `x̂0 = √(1/ᾱ_t)·x_t − √(1/ᾱ_t − 1)·ε`. */
-  predictXstartFromEps(xT: tf.Tensor, t: Int32Array, eps: tf.Tensor): tf.Tensor {
-    return tf.tidy(() =>
-      tf.sub(
-        tf.mul(extract(this.arrays.sqrtRecipAlphasCumprod, t, xT.rank), xT),
-        tf.mul(extract(this.arrays.sqrtRecipm1AlphasCumprod, t, xT.rank), eps),
-      ),
-    );
+  predictXstartFromEps(xT: tf.Tensor, t: TimestepsLike, eps: tf.Tensor): tf.Tensor {
+    const ti = toTimesteps(t, xT.shape[0]!, this.numTimesteps);
+    return tf.tidy(() => tf.reshape(this.predictXstartFlat(flat(xT), ti, flat(eps)), xT.shape));
+  }
+
+  private predictXstartFlat(xT: tf.Tensor, t: Int32Array, eps: tf.Tensor): tf.Tensor {
+    return tf.sub(tf.mul(extract(this.arrays.sqrtRecipAlphasCumprod, t), xT), tf.mul(extract(this.arrays.sqrtRecipm1AlphasCumprod, t), eps));
   }
 
   /**
@@ -206,36 +211,35 @@ export class GaussianDiffusion {
       );
     }
     return tf.tidy(() => {
-      const rank = x.rank;
-      let out = modelOutput;
-      let variance: tf.Tensor;
-      let logVariance: tf.Tensor;
-      if (this.learnsSigma) {
-        const [eps, v] = tf.split(modelOutput, 2, 1) as [tf.Tensor, tf.Tensor];
-        out = eps;
-        const minLog = extract(this.arrays.posteriorLogVarianceClipped, t, rank);
-        const maxLog = extract(this.arrays.logBetas, t, rank);
-        const frac = tf.div(tf.add(v, 1), 2);
-        logVariance = tf.add(tf.mul(frac, maxLog), tf.mul(tf.sub(1, frac), minLog));
-        variance = tf.exp(logVariance);
-      } else {
-        const { v, lv } = this.fixedVariance();
-        variance = tf.mul(tf.onesLike(x), extract(v, t, rank));
-        logVariance = tf.mul(tf.onesLike(x), extract(lv, t, rank));
-      }
-      let predXstart = this.modelMeanType === 'start_x' ? out : this.predictXstartFromEps(x, t, out);
-      if (args.clipDenoised) predXstart = tf.clipByValue(predXstart, -1, 1);
-      const mean = tf.add(
-        tf.mul(extract(this.arrays.posteriorMeanCoef1, t, rank), predXstart),
-        tf.mul(extract(this.arrays.posteriorMeanCoef2, t, rank), x),
-      );
-      return { mean, variance, logVariance, predXstart };
+      const r = this.pMeanVarianceFlat(modelOutput, flat(x), t, args.clipDenoised ?? false);
+      const back = (v: tf.Tensor) => tf.reshape(v, x.shape);
+      return { mean: back(r.mean), variance: back(tf.exp(r.logVariance)), logVariance: back(r.logVariance), predXstart: back(r.predXstart) };
     });
   }
 
+  /** pMeanVariance on the flat `[B, N]` layout (no checks). */
+  private pMeanVarianceFlat(modelOutput: tf.Tensor, x: tf.Tensor, t: Int32Array, clip: boolean): { mean: tf.Tensor; logVariance: tf.Tensor; predXstart: tf.Tensor } {
+    let out: tf.Tensor;
+    let logVariance: tf.Tensor;
+    if (this.learnsSigma) {
+      const [eps, v] = splitChannels(modelOutput);
+      out = eps;
+      const minLog = extract(this.arrays.posteriorLogVarianceClipped, t);
+      const maxLog = extract(this.arrays.logBetas, t);
+      const frac = tf.div(tf.add(v, 1), 2);
+      logVariance = tf.add(tf.mul(frac, maxLog), tf.mul(tf.sub(1, frac), minLog));
+    } else {
+      out = flat(modelOutput);
+      logVariance = tf.mul(tf.onesLike(x), extract(this.fixedVariance().lv, t));
+    }
+    let predXstart = this.modelMeanType === 'start_x' ? out : this.predictXstartFlat(x, t, out);
+    if (clip) predXstart = tf.clipByValue(predXstart, -1, 1);
+    return { mean: this.posteriorMeanFlat(predXstart, x, t), logVariance, predXstart };
+  }
+
   private fixedCache: { v: Float32Array; lv: Float32Array } | null = null;
-  /** FIXED_SMALL: the posterior variance; FIXED_LARGE: [σ̃²₁, β′₁, β′₂, ...] (the reference's intent; its own branch crashes). */
-  private fixedVariance(): { v: Float32Array; lv: Float32Array } {
+  /** Fixed (log-)variance per step when the variance is not learned. FIXED_SMALL: the posterior variance; FIXED_LARGE: [σ̃²₁, β′₁, β′₂, ...] (the reference's intent; its own branch crashes). */
+  fixedVariance(): { v: Float32Array; lv: Float32Array } {
     if (this.fixedCache) return this.fixedCache;
     const a = this.arrays;
     const n = a.numTimesteps;
@@ -260,18 +264,23 @@ export class GaussianDiffusion {
    * The variational-bound term in bits: KL(q(x_{t−1}|x_t,x_0) ‖ p(x_{t−1}|x_t)) for t > 0 and the
    * discretised decoder NLL at t = 0, each averaged with `meanFlat` (frame mask applied).
    */
-  vbTermsBpd(modelOutput: tf.Tensor, xStart: tf.Tensor, xT: tf.Tensor, t: Int32Array, mask?: tf.Tensor): tf.Tensor {
+  vbTermsBpd(modelOutput: tf.Tensor, xStart: tf.Tensor, xT: tf.Tensor, t: TimestepsLike, mask?: FrameMaskLike): tf.Tensor {
+    const ti = toTimesteps(t, xT.shape[0]!, this.numTimesteps);
     return tf.tidy(() => {
-      const truth = this.qPosteriorMeanVariance(xStart, xT, t);
-      const out = this.pMeanVariance({ modelOutput, x: xT, t, clipDenoised: false });
-      const kl = tf.div(meanFlat(normalKl(truth.mean, truth.logVarianceClipped, out.mean, out.logVariance), mask), LN2);
-      const nll = tf.div(
-        meanFlat(tf.neg(discretizedGaussianLogLikelihood(xStart, out.mean, tf.mul(0.5, out.logVariance))), mask),
-        LN2,
-      );
-      const isZero = tf.tensor1d(Uint8Array.from(t, (v) => (v === 0 ? 1 : 0)), 'bool');
-      return tf.where(isZero, nll, kl);
+      const sel = mask !== undefined ? expandFrameMask(prepareMask(mask, xStart), xStart.shape) : undefined;
+      return this.vbFlat(modelOutput, flat(xStart), flat(xT), ti, sel);
     });
+  }
+
+  private vbFlat(modelOutput: tf.Tensor, x0: tf.Tensor, xT: tf.Tensor, t: Int32Array, sel: tf.Tensor | undefined): tf.Tensor {
+    const mean = (v: tf.Tensor) => (sel ? maskedMean(v, sel) : tf.mean(v, 1));
+    const trueMean = this.posteriorMeanFlat(x0, xT, t);
+    const trueLogVar = tf.mul(tf.onesLike(xT), extract(this.arrays.posteriorLogVarianceClipped, t));
+    const out = this.pMeanVarianceFlat(modelOutput, xT, t, false);
+    const kl = tf.div(mean(normalKl(trueMean, trueLogVar, out.mean, out.logVariance)), LN2);
+    const nll = tf.div(mean(tf.neg(discretizedGaussianLogLikelihood(x0, out.mean, tf.mul(0.5, out.logVariance)))), LN2);
+    const isZero = tf.tensor1d(Uint8Array.from(t, (v) => (v === 0 ? 1 : 0)), 'bool');
+    return tf.where(isZero, nll, kl);
   }
 
   /** Per-sample loss weights (none for plain IDDPM; SpeeDiT overrides). */
@@ -309,40 +318,43 @@ export class GaussianDiffusion {
     const out = tf.tidy(() => {
       const noise = args.noise ?? randn(args.rng!, xStart.shape);
       const mask = args.mask !== undefined ? prepareMask(args.mask, xStart) : undefined;
-      let xT = this.qSample(xStart, t, noise);
-      if (mask) {
-        const xT0 = this.qSample(xStart, 0, noise);
-        const sel = tf.reshape(mask, [batch, 1, xStart.shape[2]!, 1, 1]);
-        xT = tf.where(sel, xT, xT0);
-      }
+      const sel = mask ? expandFrameMask(mask, xStart.shape) : undefined;
+      const x0 = flat(xStart);
+      const eps = flat(noise);
+      let xT = this.qSampleFlat(x0, t, eps);
+      if (sel) xT = tf.where(sel, xT, this.qSampleFlat(x0, new Int32Array(batch), eps));
       const kwargs: Record<string, unknown> = { ...(args.modelKwargs ?? {}) };
       if (mask && kwargs.xMask === undefined) kwargs.xMask = mask;
-      const modelOutput = callModel(model, { ...kwargs, x: xT, timestep: this.modelTimesteps(t) });
+      const modelOutput = callModel(model, { ...kwargs, x: tf.reshape(xT, xStart.shape), timestep: this.modelTimesteps(t) });
+      const c = xStart.shape[1]!;
+      const wantC = this.learnsSigma ? 2 * c : c;
+      if (modelOutput.shape[0] !== batch || modelOutput.shape[1] !== wantC || modelOutput.size !== (xStart.size / c) * wantC) {
+        throw new InvalidArgumentError(
+          `model output has shape [${modelOutput.shape.join(', ')}]; expected [${batch}, ${wantC}, ${xStart.shape.slice(2).join(', ')}]`,
+          { hint: this.learnsSigma ? 'a learned-sigma model outputs 2x the latent channels (epsilon, then the variance value)' : undefined },
+        );
+      }
       if (isKl) {
-        let vb = this.vbTermsBpd(modelOutput, xStart, xT, t);
+        let vb = this.vbFlat(modelOutput, x0, xT, t, undefined);
         if (this.lossType === 'rescaled_kl') vb = tf.mul(vb, this.numTimesteps);
         return { loss: vb, mse: tf.zerosLike(vb), vb };
       }
-      const c = xStart.shape[1]!;
-      let eps = modelOutput;
+      let epsHat: tf.Tensor;
       let vb: tf.Tensor | undefined;
       if (this.learnsSigma) {
-        if (modelOutput.shape[1] !== 2 * c) {
-          throw new InvalidArgumentError(`model output has ${modelOutput.shape[1]} channels; a learned-sigma model must output ${2 * c} (epsilon, variance)`);
-        }
-        const [e, v] = tf.split(modelOutput, 2, 1) as [tf.Tensor, tf.Tensor];
-        eps = e;
+        const [e, v] = splitChannels(modelOutput);
+        epsHat = e;
         // Learn the variance through the bound without letting it move the mean prediction.
-        const frozen = tf.concat([stopGradient(e), v], 1);
-        vb = this.vbTermsBpd(frozen, xStart, xT, t, mask);
+        const frozen = tf.concat([tf.reshape(stopGradient(e), [batch, 1, -1]), tf.reshape(v, [batch, 1, -1])], 1);
+        vb = this.vbFlat(frozen, x0, xT, t, sel);
         if (this.lossType === 'rescaled_mse') vb = tf.mul(vb, this.numTimesteps / 1000);
-      } else if (modelOutput.shape[1] !== c) {
-        throw new InvalidArgumentError(`model output has ${modelOutput.shape[1]} channels, expected ${c}`);
+      } else {
+        epsHat = flat(modelOutput);
       }
-      const target = this.modelMeanType === 'start_x' ? xStart : noise;
-      let sq = tf.square(tf.sub(target, eps));
-      if (weights) sq = tf.mul(sq, tf.tensor(weights, [batch, ...new Array<number>(xStart.rank - 1).fill(1)]));
-      const mse = meanFlat(sq, mask);
+      const target = this.modelMeanType === 'start_x' ? x0 : eps;
+      let sq = tf.square(tf.sub(target, epsHat));
+      if (weights) sq = tf.mul(sq, tf.tensor2d(weights, [batch, 1]));
+      const mse = sel ? maskedMean(sq, sel) : tf.mean(sq, 1);
       const loss = vb ? tf.add(mse, vb) : mse;
       return vb ? { loss, mse, vb } : { loss, mse };
     });

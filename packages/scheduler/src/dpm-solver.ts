@@ -10,10 +10,10 @@ import { tf, InvalidArgumentError } from '@opensora/core';
 import type { Rng } from '@opensora/core';
 import { GuidedModel } from './guidance.js';
 import { IDDPM } from './iddpm.js';
-import { checkSampleArgs, initialLatent, pasteConditions, planEdits, StepProgress } from './sampling.js';
+import { anyEntry, checkSampleArgs, copyFrames, initialLatent, injectNoise, layoutOf, planEdits, StepProgress, xMaskAt } from './sampling.js';
 import { linearBetaSchedule } from './schedule.js';
+import { fillStandardNormal } from './util.js';
 import type { SampleArgs, Scheduler, SchedulerType, TrainingLosses, TrainingLossesArgs } from './types.js';
-import { allOf, anyOf, frameSelect, randn } from './util.js';
 
 /** The discrete-time VP noise schedule of DPM-Solver (`NoiseScheduleVP('discrete', betas)`). */
 export class NoiseScheduleVP {
@@ -175,15 +175,16 @@ export class DPMSolver implements Scheduler {
     const steps = this.numSamplingSteps;
     const plan = planEdits(args, steps);
     const { z, rng } = args;
-    const batch = z.shape[0]!;
-    const c = z.shape[1]!;
+    const lay = layoutOf(z);
+    const { batch, channels: c, size } = lay;
+    const per = size / batch / c;
     const ns = this.noiseSchedule;
     const ts = this.timeSteps();
     const guided = new GuidedModel(args.model, batch, text, args.modelKwargs, this.cfgScale, this.cfgChannel, true);
     const progress = new StepProgress(args.progress, steps, 'dpm-solver');
-    let x = initialLatent(args, plan, steps);
-    const start = plan && this.keepConditionExact ? x.clone() : null;
-    const hist: { t: number; d: tf.Tensor }[] = [];
+    let x = initialLatent(args, plan, lay, steps);
+    const start = plan && this.keepConditionExact ? x.slice() : null;
+    const hist: { t: number; d: Float32Array }[] = [];
     try {
       for (let j = 0; j < steps; j++) {
         const s = ts[j]!;
@@ -192,84 +193,56 @@ export class DPMSolver implements Scheduler {
         const alphaS = ns.marginalAlpha(s);
         const sigmaS = ns.marginalStd(s);
         const tModel = ns.modelTime(s);
-        // Model evaluation at time s: data prediction D_s.
-        const { xEval, x0, d } = tf.tidy(() => {
-          const x0 = x;
-          let cur = x0;
-          let xMask: tf.Tensor | undefined;
-          if (plan) {
-            const { entry, batch: b, frames } = plan;
-            if (anyOf(entry, (v) => v === i)) {
-              const epsP = randn(rng, x0.shape);
-              const xNoise = tf.add(tf.mul(alphaS, x0), tf.mul(sigmaS, epsP));
-              cur = tf.where(frameSelect(entry, b, frames, (v) => v === i, true), xNoise, x0);
-            }
-            const gen = this.editEntryOffByOne ? (v: number) => v > i : (v: number) => v >= i;
-            if (!allOf(entry, gen)) xMask = frameSelect(entry, b, frames, gen, false);
+        const x0 = x;
+        let cur = x0;
+        if (plan && anyEntry(plan, (m) => m === i)) {
+          cur = injectNoise(x0, plan, lay, i, alphaS, sigmaS, fillStandardNormal(rng, new Float32Array(size)));
+        }
+        const { data, channels: k } = guided.call(cur, lay.shape, tModel, xMaskAt(plan, i, this.editEntryOffByOne), lay.frames);
+        if (k !== c && k !== 2 * c) throw new InvalidArgumentError(`model output has ${k} channels; expected ${c} (epsilon) or ${2 * c}`);
+        // Data prediction D_s = (x − σ_s ε)/α_s (a learned-sigma model's variance channels are dropped).
+        const d = new Float32Array(size);
+        for (let b = 0; b < batch; b++) {
+          for (let ch = 0; ch < c; ch++) {
+            const o = (b * c + ch) * per;
+            const oe = (b * k + ch) * per;
+            for (let q = 0; q < per; q++) d[o + q] = (cur[o + q]! - sigmaS * data[oe + q]!) / alphaS;
           }
-          let out = guided.call(cur, tModel, xMask);
-          if (out.shape[1] === 2 * c) out = tf.slice(out, [0, 0], [-1, c]);
-          else if (out.shape[1] !== c) throw new InvalidArgumentError(`model output has ${out.shape[1]} channels; expected ${c} (epsilon) or ${2 * c}`);
-          let d = tf.div(tf.sub(cur, tf.mul(sigmaS, out)), alphaS);
-          if (plan && anyOf(plan.entry, (v) => v < i)) {
-            d = tf.where(frameSelect(plan.entry, plan.batch, plan.frames, (v) => v < i, true), cur, d);
-          }
-          return { xEval: cur === x0 ? cur.clone() : cur, x0: x0.clone(), d };
-        });
-        // A frame entering at this evaluation has no history yet: its previous data prediction
-        // is taken equal to the current one, so its first step is first order.
-        if (plan && hist.length > 0 && anyOf(plan.entry, (v) => v === i)) {
-          const prev = hist[hist.length - 1]!;
-          const sel = frameSelect(plan.entry, plan.batch, plan.frames, (v) => v === i, true);
-          const merged = tf.where(sel, d, prev.d);
-          sel.dispose();
-          prev.d.dispose();
-          prev.d = merged;
+        }
+        if (plan) {
+          // Frozen frames: their data prediction is the frozen latent itself.
+          if (anyEntry(plan, (m) => m < i)) copyFrames(d, cur, plan, lay, (m) => m < i);
+          // A frame entering now has no history: its previous prediction is the current one (first-order step).
+          if (hist.length > 0 && anyEntry(plan, (m) => m === i)) copyFrames(hist[hist.length - 1]!.d, d, plan, lay, (m) => m === i);
         }
         hist.push({ t: s, d });
-        if (hist.length > 2) hist.shift()!.d.dispose();
+        if (hist.length > 2) hist.shift();
         const order = j === 0 || (this.lowerOrderFinal && steps < 10 && j === steps - 1) ? 1 : 2;
-        const next = tf.tidy(() => {
-          const lamS = ns.marginalLambda(s);
-          const lamT = ns.marginalLambda(tNext);
-          const h = lamT - lamS;
-          const sigmaT = ns.marginalStd(tNext);
-          const alphaT = ns.marginalAlpha(tNext);
-          const phi1 = Math.expm1(-h);
-          let y = tf.sub(tf.mul(sigmaT / sigmaS, xEval), tf.mul(alphaT * phi1, d));
-          if (order === 2) {
-            const prev = hist[hist.length - 2]!;
-            const h0 = lamS - ns.marginalLambda(prev.t);
-            const r0 = h0 / h;
-            const d1 = tf.mul(1 / r0, tf.sub(d, prev.d));
-            y = tf.sub(y, tf.mul(0.5 * alphaT * phi1, d1));
-          }
-          if (plan && anyOf(plan.entry, (v) => v < i)) {
-            y = tf.where(frameSelect(plan.entry, plan.batch, plan.frames, (v) => v < i, true), x0, y);
-          }
-          return y;
-        });
-        xEval.dispose();
-        x0.dispose();
-        x.dispose();
+        const lamS = ns.marginalLambda(s);
+        const h = ns.marginalLambda(tNext) - lamS;
+        const ratio = ns.marginalStd(tNext) / sigmaS;
+        const alphaT = ns.marginalAlpha(tNext);
+        const phi1 = Math.expm1(-h);
+        const k1 = alphaT * phi1;
+        const next = new Float32Array(size);
+        if (order === 1) {
+          for (let q = 0; q < size; q++) next[q] = ratio * cur[q]! - k1 * d[q]!;
+        } else {
+          const prev = hist[0]!;
+          const r0 = (lamS - ns.marginalLambda(prev.t)) / h;
+          const k2 = (0.5 * k1) / r0;
+          const pd = prev.d;
+          for (let q = 0; q < size; q++) next[q] = ratio * cur[q]! - k1 * d[q]! - k2 * (d[q]! - pd[q]!);
+        }
+        if (plan && anyEntry(plan, (m) => m < i)) copyFrames(next, x0, plan, lay, (m) => m < i);
         x = next;
         progress.tick(j + 1, tModel);
       }
-    } catch (e) {
-      x.dispose();
-      start?.dispose();
-      throw e;
     } finally {
-      for (const h of hist) h.d.dispose();
       guided.dispose();
       progress.done();
     }
-    if (start && plan) {
-      const pasted = pasteConditions(x, start, plan);
-      x.dispose();
-      start.dispose();
-      x = pasted;
-    }
-    return x;
+    if (start && plan) copyFrames(x, start, plan, lay, (m) => m === 0);
+    return tf.tensor(x, lay.shape, 'float32');
   }
 }

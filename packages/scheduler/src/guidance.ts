@@ -105,23 +105,78 @@ export class GuidedModel {
   }
 
   /**
-   * Model output for the B rows of `x` at original timestep `timestep` (float), guided when the
-   * run is guided. `xMask` is `[B, T]` bool or undefined.
+   * Runs the model on the B rows of `x` (flat data of shape `shape`) at original timestep
+   * `timestep` (float) and returns the B-row output as flat data `[B, K, ...]`, guided when the
+   * run is guided: `[x; x]` goes in, channels `< cfgChannel` come out as
+   * `uncond + s·(cond − uncond)`, the others from the conditional rows (the reference's first
+   * half). `xMask` is `[B, T]` (1 = generate) or undefined.
    */
-  call(x: tf.Tensor, timestep: number, xMask: tf.Tensor | undefined): tf.Tensor {
-    return tf.tidy(() => {
-      const rows = this.guided ? 2 * this.batch : this.batch;
-      const xIn = this.guided ? tf.concat([x, x], 0) : x;
-      const t = tf.fill([rows], timestep, 'float32');
-      const args: { x: tf.Tensor; timestep: tf.Tensor; xMask?: tf.Tensor; [k: string]: unknown } = { ...this.kwargs, x: xIn, timestep: t };
-      if (xMask) args.xMask = this.guided ? tf.concat([xMask, xMask], 0) : xMask;
-      const out = this.model(args);
+  call(x: Float32Array, shape: readonly number[], timestep: number, xMask: Uint8Array | undefined, frames: number): { data: Float32Array; channels: number } {
+    const b = this.batch;
+    const rows = this.guided ? 2 * b : b;
+    const n = x.length;
+    let input: Float32Array = x;
+    if (this.guided) {
+      input = new Float32Array(2 * n);
+      input.set(x);
+      input.set(x, n);
+    }
+    let mask: Uint8Array | undefined = xMask;
+    if (xMask && this.guided) {
+      mask = new Uint8Array(2 * xMask.length);
+      mask.set(xMask);
+      mask.set(xMask, xMask.length);
+    }
+    const xt = tf.tensor(input, [rows, ...shape.slice(1)], 'float32');
+    const tt = tf.fill([rows], timestep, 'float32');
+    const mt = mask ? tf.tensor2d(mask, [rows, frames], 'bool') : undefined;
+    let data: Float32Array;
+    let k: number;
+    try {
+      const args: { x: tf.Tensor; timestep: tf.Tensor; xMask?: tf.Tensor; [key: string]: unknown } = { ...this.kwargs, x: xt, timestep: tt };
+      if (mt) args.xMask = mt;
+      const out = tf.tidy(() => this.model(args));
       if (!(out instanceof tf.Tensor)) throw new InvalidArgumentError('the model (DenoiseFn) must return a tf.Tensor');
-      if (out.shape[0] !== rows) {
-        throw new InvalidArgumentError(`the model returned ${out.shape[0]} rows for an input of ${rows} rows`);
+      try {
+        k = out.shape[1] ?? 0;
+        if (out.shape[0] !== rows || out.size !== (n / shape[1]!) * k * (rows / b)) {
+          throw new InvalidArgumentError(
+            `the model returned shape [${out.shape.join(', ')}] for an input of shape [${rows}, ${shape.slice(1).join(', ')}]`,
+            { hint: 'the output must be [rows, K, ...same spatial dims] with K = 2C (learned sigma) or C' },
+          );
+        }
+        data = (out.dtype === 'float32' ? out.dataSync() : Float32Array.from(out.dataSync() as ArrayLike<number>)) as Float32Array;
+      } finally {
+        out.dispose();
       }
-      return this.guided ? applyCfg(out, this.cfgScale, this.cfgChannel) : out.clone();
-    });
+    } finally {
+      xt.dispose();
+      tt.dispose();
+      mt?.dispose();
+    }
+    if (!this.guided) return { data, channels: k };
+    // Guidance on the first cfgChannel channels; the rest from the conditional rows.
+    const c = this.cfgChannel ?? Math.floor(k / 2);
+    if (!(c >= 1 && c <= k)) throw new InvalidArgumentError(`cfgChannel ${c} is outside 1..${k} (the model's output channels)`);
+    const s = n / b / shape[1]!;
+    const half = b * k * s;
+    const out = new Float32Array(half);
+    const scale = this.cfgScale;
+    for (let bi = 0; bi < b; bi++) {
+      for (let ci = 0; ci < k; ci++) {
+        const o = (bi * k + ci) * s;
+        if (ci < c) {
+          for (let j = 0; j < s; j++) {
+            const co = data[o + j]!;
+            const u = data[half + o + j]!;
+            out[o + j] = u + scale * (co - u);
+          }
+        } else {
+          out.set(data.subarray(o, o + s), o);
+        }
+      }
+    }
+    return { data: out, channels: k };
   }
 
   dispose(): void {

@@ -7,9 +7,9 @@ import { tf, InvalidArgumentError } from '@opensora/core';
 import type { Rng } from '@opensora/core';
 import { GaussianDiffusion, type LossType, type ModelVarType } from './diffusion.js';
 import { GuidedModel } from './guidance.js';
-import { checkSampleArgs, initialLatent, pasteConditions, planEdits, StepProgress } from './sampling.js';
+import { anyEntry, checkSampleArgs, copyFrames, initialLatent, injectNoise, layoutOf, planEdits, StepProgress, xMaskAt } from './sampling.js';
+import { fillStandardNormal } from './util.js';
 import type { SampleArgs, Scheduler, SchedulerType } from './types.js';
-import { allOf, anyOf, frameSelect, randn } from './util.js';
 
 export interface IDDPMOptions {
   /** Respace to this many steps (`timestepRespacing = String(n)`); exclusive with `timestepRespacing`. */
@@ -107,56 +107,72 @@ export class IDDPM extends GaussianDiffusion implements Scheduler {
     const n = this.numTimesteps;
     const plan = planEdits(args, n);
     const { z, rng } = args;
-    const batch = z.shape[0]!;
+    const lay = layoutOf(z);
+    const { batch, channels: c, size } = lay;
+    const per = size / batch / c;
+    const a = this.arrays;
+    const learned = this.learnsSigma;
+    const fixedLv = learned ? null : this.fixedVariance().lv;
+    const startX = this.modelMeanType === 'start_x';
     const guided = new GuidedModel(args.model, batch, text, args.modelKwargs, this.cfgScale, this.cfgChannel);
     const progress = new StepProgress(args.progress, n, 'iddpm');
-    let x = initialLatent(args, plan, n);
-    const start = plan && this.keepConditionExact ? x.clone() : null;
-    const a = this.arrays;
+    let x = initialLatent(args, plan, lay, n);
+    const start = plan && this.keepConditionExact ? x.slice() : null;
     try {
       for (let i = n - 1; i >= 0; i--) {
-        const next = tf.tidy(() => {
-          const x0 = x;
-          let cur = x0;
-          let xMask: tf.Tensor | undefined;
-          if (plan) {
-            const { entry, batch: b, frames } = plan;
-            if (anyOf(entry, (v) => v === i)) {
-              const epsP = randn(rng, x0.shape);
-              const xNoise = tf.add(tf.mul(a.sqrtAlphasCumprod[i]!, x0), tf.mul(a.sqrtOneMinusAlphasCumprod[i]!, epsP));
-              cur = tf.where(frameSelect(entry, b, frames, (v) => v === i, true), xNoise, x0);
+        const x0 = x;
+        let cur = x0;
+        if (plan && anyEntry(plan, (m) => m === i)) {
+          const epsP = fillStandardNormal(rng, new Float32Array(size));
+          cur = injectNoise(x0, plan, lay, i, a.sqrtAlphasCumprod[i]!, a.sqrtOneMinusAlphasCumprod[i]!, epsP);
+        }
+        const xMask = xMaskAt(plan, i, this.editEntryOffByOne);
+        const { data, channels: k } = guided.call(cur, lay.shape, a.timestepMap[i]!, xMask, lay.frames);
+        if (k !== (learned ? 2 * c : c)) {
+          throw new InvalidArgumentError(`the model output has ${k} channels; expected ${learned ? 2 * c : c}`, {
+            hint: learned ? 'a learned-sigma model outputs 2x the latent channels (epsilon, then the variance value)' : undefined,
+          });
+        }
+        const noise = i !== 0 ? fillStandardNormal(rng, new Float32Array(size)) : null;
+        const sr = a.sqrtRecipAlphasCumprod[i]!;
+        const srm1 = a.sqrtRecipm1AlphasCumprod[i]!;
+        const c1 = a.posteriorMeanCoef1[i]!;
+        const c2 = a.posteriorMeanCoef2[i]!;
+        const minLog = a.posteriorLogVarianceClipped[i]!;
+        const maxLog = a.logBetas[i]!;
+        const fixedStd = fixedLv ? Math.exp(0.5 * fixedLv[i]!) : 0;
+        const next = new Float32Array(size);
+        for (let b = 0; b < batch; b++) {
+          for (let ch = 0; ch < c; ch++) {
+            const o = (b * c + ch) * per;
+            const oe = (b * k + ch) * per;
+            const ov = (b * k + c + ch) * per;
+            for (let j = 0; j < per; j++) {
+              const xv = cur[o + j]!;
+              const e = data[oe + j]!;
+              const xhat = startX ? e : sr * xv - srm1 * e;
+              let v = c1 * xhat + c2 * xv;
+              if (noise) {
+                let std = fixedStd;
+                if (learned) {
+                  const frac = (data[ov + j]! + 1) / 2;
+                  std = Math.exp(0.5 * (frac * maxLog + (1 - frac) * minLog));
+                }
+                v += std * noise[o + j]!;
+              }
+              next[o + j] = v;
             }
-            const gen = this.editEntryOffByOne ? (v: number) => v > i : (v: number) => v >= i;
-            // An all-true xMask is numerically the same as none (the model skips its t0 path).
-            if (!allOf(entry, gen)) xMask = frameSelect(entry, b, frames, gen, false);
           }
-          const out = guided.call(cur, a.timestepMap[i]!, xMask);
-          const pmv = this.pMeanVariance({ modelOutput: out, x: cur, t: i, clipDenoised: false });
-          let sample = pmv.mean;
-          if (i !== 0) sample = tf.add(sample, tf.mul(tf.exp(tf.mul(0.5, pmv.logVariance)), randn(rng, cur.shape)));
-          if (plan && anyOf(plan.entry, (v) => v < i)) {
-            sample = tf.where(frameSelect(plan.entry, plan.batch, plan.frames, (v) => v < i, true), x0, sample);
-          }
-          return sample;
-        });
-        x.dispose();
+        }
+        if (plan && anyEntry(plan, (m) => m < i)) copyFrames(next, x0, plan, lay, (m) => m < i);
         x = next;
         progress.tick(n - i, a.timestepMap[i]!);
       }
-    } catch (e) {
-      x.dispose();
-      start?.dispose();
-      throw e;
     } finally {
       guided.dispose();
       progress.done();
     }
-    if (start && plan) {
-      const pasted = pasteConditions(x, start, plan);
-      x.dispose();
-      start.dispose();
-      x = pasted;
-    }
-    return x;
+    if (start && plan) copyFrames(x, start, plan, lay, (m) => m === 0);
+    return tf.tensor(x, lay.shape, 'float32');
   }
 }

@@ -31,6 +31,7 @@ export { IDDPM, type IDDPMOptions } from './iddpm.js';
 export { SpeeDiT, gradient32, type SpeeDiTOptions } from './speed.js';
 export { DPMSolver, NoiseScheduleVP, type DPMSolverOptions } from './dpm-solver.js';
 export { applyCfg, broadcastNullY, GuidedModel } from './guidance.js';
+export { fillStandardNormal } from './util.js';
 export {
   createScheduler,
   validateSchedulerConfig,

@@ -1,9 +1,30 @@
-/** Pieces shared by the samplers: argument checks, the edit-mask plan, progress. */
+/** Pieces shared by the samplers: argument checks, the edit-mask plan, latent layout, progress. */
 import { tf, createProgress, InvalidArgumentError } from '@opensora/core';
 import type { Progress } from '@opensora/core';
 import { editEntryStep } from './schedule.js';
 import type { ProgressInfo, SampleArgs, TextConditioning } from './types.js';
-import { frameSelect, toEditRatios } from './util.js';
+import { toEditRatios } from './util.js';
+
+/** Layout of a latent `[B, C, T, ...]` as flat data: per (b, c, f) a contiguous run of `hw` values. */
+export interface Layout {
+  shape: number[];
+  batch: number;
+  channels: number;
+  /** Latent frames (1 when the latent is not 5-D). */
+  frames: number;
+  /** Values per frame and channel. */
+  hw: number;
+  size: number;
+}
+
+export function layoutOf(z: tf.Tensor): Layout {
+  const shape = [...z.shape];
+  const batch = shape[0]!;
+  const channels = shape[1]!;
+  const frames = shape.length >= 3 ? shape[2]! : 1;
+  const hw = shape.slice(3).reduce((a, b) => a * b, 1);
+  return { shape, batch, channels, frames, hw, size: z.size };
+}
 
 /** The edit-mask plan of a sampling run over `numSteps` steps. */
 export interface EditPlan {
@@ -42,18 +63,65 @@ export function checkSampleArgs(args: SampleArgs): TextConditioning | undefined 
   return args.text ?? args.prompts;
 }
 
-/** The starting latent: `z`, with `xCond` on the frames whose ratio is below 1. */
-export function initialLatent(args: SampleArgs, plan: EditPlan | null, numSteps: number): tf.Tensor {
-  if (!plan || !args.xCond) return args.z.clone();
-  return tf.tidy(() => {
-    const sel = frameSelect(plan.entry, plan.batch, plan.frames, (v) => v < numSteps, true);
-    return tf.where(sel, args.xCond!, args.z);
-  });
+/** Calls `fn(start, end)` for every contiguous run of values whose frame satisfies `pred(entry)`. */
+export function forFrames(plan: EditPlan, lay: Layout, pred: (m: number) => boolean, fn: (start: number, end: number) => void): void {
+  const { batch, channels, frames, hw } = lay;
+  let k = 0;
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < channels; c++) {
+      for (let f = 0; f < frames; f++) {
+        if (pred(plan.entry[b * frames + f]!)) fn(k, k + hw);
+        k += hw;
+      }
+    }
+  }
 }
 
-/** Frames with ratio 0 (entry step 0) pasted back from the clean start (`keepConditionExact`). */
-export function pasteConditions(x: tf.Tensor, start: tf.Tensor, plan: EditPlan): tf.Tensor {
-  return tf.tidy(() => tf.where(frameSelect(plan.entry, plan.batch, plan.frames, (v) => v === 0, true), start, x));
+/** The starting latent as flat float32 data: `z`, with `xCond` on the frames whose ratio is below 1. */
+export function initialLatent(args: SampleArgs, plan: EditPlan | null, lay: Layout, numSteps: number): Float32Array {
+  const x = Float32Array.from(args.z.dataSync() as ArrayLike<number>);
+  if (plan && args.xCond) {
+    const c = args.xCond.dataSync() as ArrayLike<number>;
+    forFrames(plan, lay, (m) => m < numSteps, (s, e) => {
+      for (let k = s; k < e; k++) x[k] = c[k]!;
+    });
+  }
+  return x;
+}
+
+/** `xMask` for step index i: 1 where the frame counts as generated (`m > i`, or `m >= i` without the off-by-one); undefined when all are. */
+export function xMaskAt(plan: EditPlan | null, i: number, offByOne: boolean): Uint8Array | undefined {
+  if (!plan) return undefined;
+  const out = new Uint8Array(plan.entry.length);
+  let all = true;
+  for (let k = 0; k < out.length; k++) {
+    const m = plan.entry[k]!;
+    const g = offByOne ? m > i : m >= i;
+    out[k] = g ? 1 : 0;
+    if (!g) all = false;
+  }
+  // An all-true xMask is numerically the same as none (the model can skip its t0 path).
+  return all ? undefined : out;
+}
+
+export function anyEntry(plan: EditPlan | null, pred: (m: number) => boolean): boolean {
+  if (!plan) return false;
+  for (let k = 0; k < plan.entry.length; k++) if (pred(plan.entry[k]!)) return true;
+  return false;
+}
+
+/** Re-noise the frames entering at step i: `a·x0 + s·ε′` (ε′ drawn for the whole latent, as the reference's randn_like). */
+export function injectNoise(x0: Float32Array, plan: EditPlan, lay: Layout, i: number, a: number, s: number, noise: Float32Array): Float32Array {
+  const cur = x0.slice();
+  forFrames(plan, lay, (m) => m === i, (st, e) => {
+    for (let k = st; k < e; k++) cur[k] = a * x0[k]! + s * noise[k]!;
+  });
+  return cur;
+}
+
+/** Copy `src` into `dst` on the frames where `pred(entry)`. */
+export function copyFrames(dst: Float32Array, src: Float32Array, plan: EditPlan, lay: Layout, pred: (m: number) => boolean): void {
+  forFrames(plan, lay, pred, (s, e) => dst.set(src.subarray(s, e), s));
 }
 
 export class StepProgress {

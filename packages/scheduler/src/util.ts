@@ -38,23 +38,81 @@ export function toTimesteps(t: TimestepsLike, batch: number, numTimesteps: numbe
 }
 
 /**
- * `arr[t]` broadcast against a tensor of rank `rank`: a scalar when every entry of `t` is the
- * same, otherwise a `[B, 1, ..., 1]` tensor (the reference's `_extract_into_tensor`, float32).
+ * `arr[t]` (the reference's `_extract_into_tensor`, float32) for tensors in the flat `[B, N]`
+ * layout: a scalar when every entry of `t` is the same, otherwise a `[B, 1]` column.
  */
-export function extract(arr: Float32Array, t: Int32Array, rank: number): tf.Tensor {
+export function extract(arr: Float32Array, t: Int32Array): tf.Tensor {
   const first = t[0]!;
   let same = true;
   for (let i = 1; i < t.length; i++) if (t[i] !== first) same = false;
   if (same) return tf.scalar(arr[first]!, 'float32');
   const v = new Float32Array(t.length);
   for (let i = 0; i < t.length; i++) v[i] = arr[t[i]!]!;
-  return tf.tensor(v, [t.length, ...new Array<number>(rank - 1).fill(1)], 'float32');
+  return tf.tensor2d(v, [t.length, 1], 'float32');
+}
+
+/** `[B, ...]` as `[B, N]` (the layout every tensor op here runs in: 5-D slices and broadcasts are slow on wasm/cpu). */
+export function flat(x: tf.Tensor): tf.Tensor2D {
+  return tf.reshape(x, [x.shape[0]!, -1]) as tf.Tensor2D;
+}
+
+/**
+ * The two halves of a `[B, 2C, ...]` model output along channels, each as `[B, C·S]`
+ * (through a 3-D `[B, 2, C·S]` view, fast on every backend, unlike a 5-D slice).
+ */
+export function splitChannels(out: tf.Tensor): [tf.Tensor2D, tf.Tensor2D] {
+  const b = out.shape[0]!;
+  const n = out.size / b / 2;
+  const v = tf.reshape(out, [b, 2, n]);
+  const first = tf.reshape(tf.slice(v, [0, 0, 0], [b, 1, n]), [b, n]) as tf.Tensor2D;
+  const second = tf.reshape(tf.slice(v, [0, 1, 0], [b, 1, n]), [b, n]) as tf.Tensor2D;
+  return [first, second];
+}
+
+/** A `[B, T]` frame mask (bool tensor) expanded to a bool `[B, C·T·HW]` selector for 5-D latents of shape `shape`. */
+export function expandFrameMask(mask: tf.Tensor, shape: readonly number[]): tf.Tensor2D {
+  const [b, c, t] = shape as [number, number, number];
+  const hw = shape.slice(3).reduce((p, q) => p * q, 1);
+  const m = mask.dataSync();
+  const out = new Uint8Array(b * c * t * hw);
+  let k = 0;
+  for (let bi = 0; bi < b; bi++) {
+    for (let ci = 0; ci < c; ci++) {
+      for (let f = 0; f < t; f++) {
+        const v = m[bi * t + f] ? 1 : 0;
+        out.fill(v, k, k + hw);
+        k += hw;
+      }
+    }
+  }
+  return tf.tensor2d(out, [b, c * t * hw], 'bool');
+}
+
+const TWO_PI = 2 * Math.PI;
+const INV_2_32 = 1 / 4294967296;
+
+/**
+ * Fills `out` with standard normals from a seeded Rng: Box–Muller on pairs of 32-bit draws
+ * (`u1 = (a + 1)/2³²` in (0, 1], `u2 = b/2³²`), one `nextUint32` per value, about 2.5x faster
+ * than `Rng.fillNormal` (two 53-bit uniforms per pair). Reproducible from the Rng's state.
+ */
+export function fillStandardNormal(rng: Rng, out: Float32Array): Float32Array {
+  const n = out.length;
+  for (let i = 0; i < n; i += 2) {
+    const u1 = (rng.nextUint32() + 1) * INV_2_32;
+    const u2 = rng.nextUint32() * INV_2_32;
+    const r = Math.sqrt(-2 * Math.log(u1));
+    const th = TWO_PI * u2;
+    out[i] = r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(th);
+  }
+  return out;
 }
 
 /** Standard normal noise of the given shape from a seeded Rng (float32). */
 export function randn(rng: Rng, shape: readonly number[]): tf.Tensor {
   const size = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(rng.fillNormal(new Float32Array(size)), [...shape], 'float32');
+  return tf.tensor(fillStandardNormal(rng, new Float32Array(size)), [...shape], 'float32');
 }
 
 /** A `[B, T]` frame mask (true = generate) as a bool tensor, validated against `B` and `T`. */
@@ -114,23 +172,6 @@ export function toEditRatios(mask: EditMaskLike, batch: number, frames: number):
     }
   }
   return data;
-}
-
-/** A `[B, T]` bool tensor of `pred(m[b, f])`, as `[B, 1, T, 1, 1]` when `forX` (to select frames of a 5-D latent). */
-export function frameSelect(m: Int32Array, batch: number, frames: number, pred: (v: number) => boolean, forX: boolean): tf.Tensor {
-  const flat = new Uint8Array(batch * frames);
-  for (let i = 0; i < flat.length; i++) flat[i] = pred(m[i]!) ? 1 : 0;
-  return tf.tensor(flat, forX ? [batch, 1, frames, 1, 1] : [batch, frames], 'bool');
-}
-
-export function anyOf(m: Int32Array, pred: (v: number) => boolean): boolean {
-  for (let i = 0; i < m.length; i++) if (pred(m[i]!)) return true;
-  return false;
-}
-
-export function allOf(m: Int32Array, pred: (v: number) => boolean): boolean {
-  for (let i = 0; i < m.length; i++) if (!pred(m[i]!)) return false;
-  return true;
 }
 
 /** Stop-gradient: the value of `x`, with a zero gradient. */

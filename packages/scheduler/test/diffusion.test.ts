@@ -258,7 +258,7 @@ describe('trainingLosses', () => {
     expect(() => d.trainingLosses({ model, xStart: x0, t: [0, 1], noise: x0 })).toThrow(/2 entries but the batch has 3/);
     expect(() => d.trainingLosses({ model, xStart: x0, t: [0, 1, 1000], noise: x0 })).toThrow(/outside 0..999/);
     expect(() => d.trainingLosses({ model, xStart: x0, t: [0, 1, 2], noise: x0, mask: [[true]] })).toThrow(/expected \[3, 3\]/);
-    expect(() => d.trainingLosses({ model: ({ x }) => x, xStart: x0, t: [0, 1, 2], noise: x0 })).toThrow(/must output 4/);
+    expect(() => d.trainingLosses({ model: ({ x }) => x, xStart: x0, t: [0, 1, 2], noise: x0 })).toThrow(/model output has shape \[3, 2, 3, 2, 1\]; expected \[3, 4, 3, 2, 1\]/);
   });
 
   it('SpeeDiT weights the MSE by 1 − ᾱ_t and leaves vb unweighted', async () => {

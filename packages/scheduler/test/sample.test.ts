@@ -3,6 +3,7 @@ import { tf, initBackend, Rng } from '@opensora/core';
 import {
   alphasCumprodOf,
   applyCfg,
+  fillStandardNormal,
   createScheduler,
   DPMSolver,
   IDDPM,
@@ -426,5 +427,34 @@ describe('createScheduler', () => {
     expect(() => createScheduler({ type: 'iddpm', numSamplingSteps: 10, timestepRespacing: '10' })).toThrow(/not both/);
     expect(() => createScheduler({ type: 'dpm-solver', timestepRespacing: '10' })).toThrow(/not an option of type 'dpm-solver'/);
     expect(() => createScheduler({ type: 'dpm-solver', numSamplingSteps: 1 })).toThrow(/integer >= 2/);
+  });
+});
+
+describe('the fused sampling step agrees with the tensor formulas', () => {
+  it('one guided IDDPM step = pMeanVariance(applyCfg(model output)) + σ·ε', () => {
+    const s = new IDDPM({ timestepRespacing: '2,0', diffusionSteps: 10, cfgScale: 5, cfgChannel: 3 });
+    // 10 steps in 2 sections: [0, 4] kept from the first, none from the second
+    expect(Array.from(s.timestepMap)).toEqual([0, 4]);
+    const rng = new Rng(30);
+    const z = normal(rng, SHAPE);
+    const y = normal(rng, [2, 1, 3, 4]);
+    const nullY = normal(rng, [3, 4]);
+    const outs: tf.Tensor[] = [];
+    const model: DenoiseFn = (a) => {
+      const o = textModel(a);
+      outs.push(tf.keep(o.clone()));
+      return o;
+    };
+    const noiseRng = new Rng(31);
+    const res = s.sample({ model, z, text: { y, nullY }, rng: noiseRng.clone() });
+    // replay: step i = 1 then i = 0, with the same noise stream
+    const replayRng = noiseRng.clone();
+    const g1 = applyCfg(outs[0]!, 5, 3);
+    const p1 = s.pMeanVariance({ modelOutput: g1, x: z, t: 1 });
+    const eps = tf.tensor(fillStandardNormal(replayRng, new Float32Array(z.size)), z.shape);
+    const x1 = tf.add(p1.mean, tf.mul(tf.exp(tf.mul(0.5, p1.logVariance)), eps));
+    const g0 = applyCfg(outs[1]!, 5, 3);
+    const p0 = s.pMeanVariance({ modelOutput: g0, x: x1, t: 0 });
+    expect(maxAbsDiff(res, p0.mean)).toBeLessThan(1e-5);
   });
 });
