@@ -6,3 +6,4 @@ export * from './progress.js';
 export * from './safetensors.js';
 export * from './config.js';
 export * from '@opensora/random';
+export * from './accel/index.js';

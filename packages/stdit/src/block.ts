@@ -50,9 +50,10 @@ export interface BlockContext {
   tMod: tf.Tensor;
   /** Per-frame t_block_temp output [B, Tm, 3, D]. */
   tModT: tf.Tensor;
-  /** RoPE tables [T, hd]. */
+  /** RoPE tables [T, hd] and the rotate-half matrix [hd, hd]. */
   ropeCos: tf.Tensor;
   ropeSin: tf.Tensor;
+  ropeRot: tf.Tensor;
   /** Drop-path factors [B, 1, 1, 1] for the spatial, temporal and MLP branches, or null. */
   dropS: tf.Tensor | null;
   dropT: tf.Tensor | null;
@@ -103,8 +104,8 @@ function selfAttention(
       ctx.debug!(`${ctx.debugPrefix}_tattn_k_pre_rope`, k!);
     }
     // RoPE first, then the q/k RMSNorm (v1.1 legacy order, spec section 13.1)
-    q = applyRope(q!, ctx.ropeCos, ctx.ropeSin);
-    k = applyRope(k!, ctx.ropeCos, ctx.ropeSin);
+    q = applyRope(q!, ctx.ropeCos, ctx.ropeSin, ctx.ropeRot);
+    k = applyRope(k!, ctx.ropeCos, ctx.ropeSin, ctx.ropeRot);
     if (dbg) {
       ctx.debug!(`${ctx.debugPrefix}_tattn_q_rope`, q);
       ctx.debug!(`${ctx.debugPrefix}_tattn_k_rope`, k);

@@ -15,7 +15,7 @@ const BLOCK_KEYS: (keyof BlockParams)[] = [
 ];
 const ATTN_KEYS: (keyof AttnParams)[] = ['qkvW', 'qkvB', 'qNorm', 'kNorm', 'projW', 'projB'];
 const CTX_DIFF: (keyof BlockContext)[] = ['yTokens', 'tMod', 'tModT'];
-const CTX_CONST: (keyof BlockContext)[] = ['yBias', 'yValid', 'ropeCos', 'ropeSin', 'dropS', 'dropT', 'dropM'];
+const CTX_CONST: (keyof BlockContext)[] = ['yBias', 'yValid', 'ropeCos', 'ropeSin', 'ropeRot', 'dropS', 'dropT', 'dropM'];
 
 function isTrainable(t: tf.Tensor): boolean {
   return !(t instanceof tf.Variable) || t.trainable;

@@ -99,15 +99,14 @@ export function ropeFreqs(dim: number, theta = 10000): Float32Array {
 
 /**
  * RoPE tables for positions 0..T-1, interleaved ("... n -> ... (n r)", r = 2):
- * cos[p, 2i] = cos[p, 2i+1] = cos(p·θ_i); the sine table is signed for the pair-swap form,
- * sinSigned[p, 2i] = -sin(p·θ_i), sinSigned[p, 2i+1] = +sin(p·θ_i), so that
- * rope(x) = x·cos + swapPairs(x)·sinSigned equals x·cos + rotate_half(x)·sin bit for bit.
+ * cos[p, 2i] = cos[p, 2i+1] = cos(p·θ_i) and likewise sin, so that
+ * rope(x) = x·cos + rotate_half(x)·sin with rotate_half(x)[2i] = -x[2i+1], [2i+1] = x[2i].
  */
-export function ropeTables(T: number, freqs: ArrayLike<number>): { cos: Float32Array; sinSigned: Float32Array } {
+export function ropeTables(T: number, freqs: ArrayLike<number>): { cos: Float32Array; sin: Float32Array } {
   const n = freqs.length;
   const d = 2 * n;
   const cos = new Float32Array(T * d);
-  const sinSigned = new Float32Array(T * d);
+  const sin = new Float32Array(T * d);
   for (let p = 0; p < T; p++) {
     for (let i = 0; i < n; i++) {
       const a = f(p * freqs[i]!);
@@ -115,9 +114,23 @@ export function ropeTables(T: number, freqs: ArrayLike<number>): { cos: Float32A
       const s = Math.sin(a);
       cos[p * d + 2 * i] = c;
       cos[p * d + 2 * i + 1] = c;
-      sinSigned[p * d + 2 * i] = -s;
-      sinSigned[p * d + 2 * i + 1] = s;
+      sin[p * d + 2 * i] = s;
+      sin[p * d + 2 * i + 1] = s;
     }
   }
-  return { cos, sinSigned };
+  return { cos, sin };
+}
+
+/**
+ * The signed pair-swap matrix R (d x d) with x·R = rotate_half(x): R[2i+1, 2i] = -1 and
+ * R[2i, 2i+1] = 1. A product with R is exact (one ±1 term per output), and it runs on the
+ * plain 2-D matMul fast path instead of a reverse/stack of the channel pairs.
+ */
+export function rotateHalfMatrix(d: number): Float32Array {
+  const r = new Float32Array(d * d);
+  for (let i = 0; i < d / 2; i++) {
+    r[(2 * i + 1) * d + 2 * i] = -1;
+    r[2 * i * d + 2 * i + 1] = 1;
+  }
+  return r;
 }

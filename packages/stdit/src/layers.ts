@@ -58,16 +58,15 @@ export function silu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Rotary embedding over axis -2 (positions) with interleaved pairs, in the pair-swap form:
- * x·cos + swap(x)·sinSigned where swap exchanges channels 2i and 2i+1 (see `ropeTables`).
- * `cos`/`sinSigned` broadcast against x ([T, hd] for x [..., T, hd]).
+ * Rotary embedding over axis -2 (positions) with interleaved pairs:
+ * x·cos + rotate_half(x)·sin, rotate_half(x) = x·R (see `rotateHalfMatrix`).
+ * `cos`/`sin` broadcast against x ([T, hd] for x [..., T, hd]); `rot` is R as a [hd, hd] tensor.
  */
-export function applyRope(x: tf.Tensor, cos: tf.Tensor, sinSigned: tf.Tensor): tf.Tensor {
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, rot: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const hd = x.shape[x.rank - 1]!;
-    const pairs = tf.reshape(x, [...x.shape.slice(0, -1), hd / 2, 2]);
-    const swapped = tf.reshape(tf.reverse(pairs, -1), x.shape);
-    return tf.add(tf.mul(x, cos), tf.mul(swapped, sinSigned));
+    const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), rot), x.shape);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
   });
 }
 

@@ -18,7 +18,7 @@ import {
   type STDiT2ConfigInput,
   configFromOfficial,
 } from './config.js';
-import { posEmbed2D, posEmbedGeometry, ropeFreqs, ropeTables, timestepFeatures } from './embeddings.js';
+import { posEmbed2D, posEmbedGeometry, ropeFreqs, ropeTables, rotateHalfMatrix, timestepFeatures } from './embeddings.js';
 import { geluTanh, linear, silu } from './layers.js';
 import { openWeights, readOfficialTensors, resolveCheckpoint, unexpectedKeys, writeCheckpoint, writePretrained } from './weights.js';
 
@@ -614,7 +614,8 @@ export class STDiT2 {
       // RoPE tables over the T axis
       const rt = ropeTables(T, this.ropeFreqValues());
       const ropeCos = tf.tensor2d(rt.cos, [T, d.headDim]);
-      const ropeSin = tf.tensor2d(rt.sinSigned, [T, d.headDim]);
+      const ropeSin = tf.tensor2d(rt.sin, [T, d.headDim]);
+      const ropeRot = tf.tensor2d(rotateHalfMatrix(d.headDim), [d.headDim, d.headDim]);
 
       // 3.8 blocks
       for (let i = 0; i < c.depth; i++) {
@@ -629,6 +630,7 @@ export class STDiT2 {
           tModT,
           ropeCos,
           ropeSin,
+          ropeRot,
           dropS: mk(0),
           dropT: mk(1),
           dropM: mk(2),

@@ -10,6 +10,7 @@ import {
   rmsNorm,
   ropeFreqs,
   ropeTables,
+  rotateHalfMatrix,
   roundHalfEven,
   sdpa,
   silu,
@@ -60,11 +61,12 @@ describe('primitive layers on hand-computed values', () => {
 
   it('RoPE: interleaved pairs rotated by p·θ_i along the positions axis', () => {
     const freqs = [1, 0.01];
-    const { cos, sinSigned } = ropeTables(2, freqs);
+    const { cos, sin } = ropeTables(2, freqs);
     expect(Array.from(cos)).toEqual([1, 1, 1, 1, Math.fround(Math.cos(1)), Math.fround(Math.cos(1)), Math.fround(Math.cos(0.01)), Math.fround(Math.cos(0.01))]);
     // x [T=2, hd=4]
     const x = tf.tensor2d([[1, 2, 3, 4], [1, 2, 3, 4]]);
-    const out = arr(applyRope(x, tf.tensor2d(cos, [2, 4]), tf.tensor2d(sinSigned, [2, 4])));
+    const out = arr(applyRope(x, tf.tensor2d(cos, [2, 4]), tf.tensor2d(sin, [2, 4]), tf.tensor2d(rotateHalfMatrix(4), [4, 4])));
+    expect(arr(tf.matMul(tf.tensor2d([[1, 2, 3, 4]]), tf.tensor2d(rotateHalfMatrix(4), [4, 4])))).toEqual([-2, 1, -4, 3]);
     expect(out.slice(0, 4)).toEqual([1, 2, 3, 4]); // position 0: identity
     const [c1, s1, c2, s2] = [Math.cos(1), Math.sin(1), Math.cos(0.01), Math.sin(0.01)];
     const want = [1 * c1 - 2 * s1, 2 * c1 + 1 * s1, 3 * c2 - 4 * s2, 4 * c2 + 3 * s2];
