@@ -25,7 +25,7 @@ interface CommonConfig {
 
 export interface IDDPMConfig extends CommonConfig {
   type: 'iddpm' | 'iddpm-speed';
-  /** Kept timesteps ("100", "10,15,20", "ddim50", [..]); '' = all. Exclusive with numSamplingSteps. */
+  /** Respacing in spaceTimesteps form: "100", "10,15,20" or [10, 15, 20] (section counts), "ddim50"; "" = all steps. Exclusive with numSamplingSteps. */
   timestepRespacing?: string | number | number[];
   learnSigma?: boolean;
   sigmaSmall?: boolean;

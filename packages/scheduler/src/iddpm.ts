@@ -14,7 +14,7 @@ import type { SampleArgs, Scheduler, SchedulerType } from './types.js';
 export interface IDDPMOptions {
   /** Respace to this many steps (`timestepRespacing = String(n)`); exclusive with `timestepRespacing`. */
   numSamplingSteps?: number;
-  /** Kept timesteps in any `spaceTimesteps` form; `''`/unset keeps all `diffusionSteps`. */
+  /** Respacing in any `spaceTimesteps` form ("100", "10,15,20" or section counts as an array, "ddim50"); `''`/unset keeps all `diffusionSteps`. */
   timestepRespacing?: string | number | readonly number[];
   /** Guidance scale s (reference default 4.0; the official inference config uses 7.0). */
   cfgScale?: number;
