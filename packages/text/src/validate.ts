@@ -29,6 +29,7 @@ export function checkTexts(texts: unknown, who: string): asserts texts is string
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
   if (Array.isArray(v)) return 'an array';
   return typeof v === 'object' ? 'an object' : `a ${typeof v} (${String(v).slice(0, 40)})`;
 }

@@ -212,6 +212,45 @@ describe('T5TextEncoder from a Hugging Face folder', () => {
     b.dispose();
   });
 
+  it('trimPadding (default) only changes the padded positions: zeros instead of the reference features', async () => {
+    const dir = path.join(tmp, 'trim');
+    const c = tinyT5Config();
+    const weights = await writeTinyT5(dir, c, 18);
+    const full = await T5TextEncoder.fromPretrained(dir, { modelMaxLength: 24, trimPadding: false, maxBatchSize: 2 });
+    const trim = await T5TextEncoder.fromPretrained(dir, { modelMaxLength: 24, maxBatchSize: 2 });
+    const prompts = ['a red ball', 'the cat runs on the grass in snow', 'dog', 'sunset over the sea'];
+    const of = full.encode(prompts);
+    const ot = trim.encode(prompts);
+    const ef = of.embeddings.dataSync();
+    const et = ot.embeddings.dataSync();
+    const m = of.mask.dataSync();
+    expect(Array.from(ot.mask.dataSync())).toEqual(Array.from(m));
+    let realDiff = 0;
+    let padFullMax = 0;
+    let padTrimMax = 0;
+    for (let i = 0; i < m.length; i++) {
+      for (let d = 0; d < 16; d++) {
+        const a = ef[i * 16 + d]!;
+        const b = et[i * 16 + d]!;
+        if (m[i]) realDiff = Math.max(realDiff, Math.abs(a - b));
+        else {
+          padFullMax = Math.max(padFullMax, Math.abs(a));
+          padTrimMax = Math.max(padTrimMax, Math.abs(b));
+        }
+      }
+    }
+    expect(realDiff).toBeLessThan(1e-5);
+    expect(padTrimMax).toBe(0);
+    expect(padFullMax).toBeGreaterThan(0.1); // the reference computes features at padding too
+    // and the full output at a padded position is what the naive encoder gives for the whole row
+    const row = Array.from(full.tokenize(['dog']).ids);
+    const ref = naiveT5(c, weights, row, row.map((_, i) => (i < 2 ? 1 : 0))).flat();
+    expect(maxAbsDiff(ef.subarray(2 * 24 * 16, 3 * 24 * 16), ref)).toBeLessThan(1e-5);
+    for (const t of [of.embeddings, of.mask, ot.embeddings, ot.mask]) t.dispose();
+    full.dispose();
+    trim.dispose();
+  });
+
   it('names the missing key, and misshapen ones, in the error', async () => {
     const dir = path.join(tmp, 'missing');
     await writeTinyT5(dir, tinyT5Config(), 14, (w) => {

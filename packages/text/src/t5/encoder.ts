@@ -16,6 +16,14 @@ export interface T5TextEncoderOptions {
   maxBatchSize?: number;
   /** An id for the embedding cache; derived from the config, tokenizer and weights when omitted. */
   id?: string;
+  /**
+   * Run T5 on each batch's real length only (default true) and return zeros at the padded
+   * positions. Real-token features are unchanged (padded keys are masked and everything else is
+   * per position), and STDiT2 never reads padded positions, but it is 2-10x faster for typical
+   * captions. `false` computes all `modelMaxLength` positions as the reference does, so that the
+   * padded positions' features match it too.
+   */
+  trimPadding?: boolean;
 }
 
 export interface T5FromPretrainedOptions extends T5TextEncoderOptions {
@@ -38,6 +46,7 @@ export class T5TextEncoder implements TextEncoderAdapter {
   readonly captionChannels: number;
   readonly id: string;
   private readonly maxBatchSize: number;
+  private readonly trimPadding: boolean;
 
   constructor(model: T5EncoderModel, tokenizer: HfTokenizer, options: T5TextEncoderOptions = {}) {
     this.model = model;
@@ -46,6 +55,7 @@ export class T5TextEncoder implements TextEncoderAdapter {
     this.maxBatchSize = options.maxBatchSize ?? 8;
     if (!Number.isInteger(this.maxBatchSize) || this.maxBatchSize < 1) throw new InvalidArgumentError(`T5TextEncoder: maxBatchSize must be a positive integer, got ${this.maxBatchSize}`);
     this.captionChannels = model.config.dModel;
+    this.trimPadding = options.trimPadding ?? true;
     this.id = options.id ?? `t5:${hashJson([model.config, model.source])}:L${this.modelMaxLength}`;
   }
 
@@ -104,20 +114,44 @@ export class T5TextEncoder implements TextEncoderAdapter {
     const tok = this.tokenize(texts);
     const B = tok.batchSize;
     const L = this.modelMaxLength;
+    const D = this.captionChannels;
+    // With trimming, captions are grouped by length so that each forward pass is as short as possible.
+    const order = Array.from({ length: B }, (_, i) => i);
+    if (this.trimPadding) order.sort((a, b) => tok.lengths[b]! - tok.lengths[a]! || a - b);
     const chunks: tf.Tensor[] = [];
     try {
       for (let s = 0; s < B; s += this.maxBatchSize) {
-        const n = Math.min(this.maxBatchSize, B - s);
+        const rows = order.slice(s, s + this.maxBatchSize);
+        const n = rows.length;
+        const len = this.trimPadding ? Math.max(...rows.map((r) => tok.lengths[r]!)) : L;
+        const ids = new Int32Array(n * len);
+        const mask = new Int32Array(n * len);
+        rows.forEach((r, i) => {
+          ids.set(tok.ids.subarray(r * L, r * L + len), i * len);
+          mask.set(tok.mask.subarray(r * L, r * L + len), i * len);
+        });
         const out = tf.tidy(() => {
-          const ids = tf.tensor2d(tok.ids.subarray(s * L, (s + n) * L), [n, L], 'int32');
-          const mask = tf.tensor2d(tok.mask.subarray(s * L, (s + n) * L), [n, L], 'int32');
-          return this.model.forward(ids, mask);
+          const h = this.model.forward(tf.tensor2d(ids, [n, len], 'int32'), tf.tensor2d(mask, [n, len], 'int32'));
+          if (len === L) return h;
+          // zero the padded rows inside the trimmed length too, then pad to L
+          const m = tf.reshape(tf.tensor2d(mask, [n, len], 'float32'), [n, len, 1]);
+          return tf.pad(tf.mul(h, m), [
+            [0, 0],
+            [0, L - len],
+            [0, 0],
+          ]);
         });
         chunks.push(out);
       }
-      const hidden = chunks.length === 1 ? chunks[0]! : tf.concat(chunks, 0);
-      const embeddings = tf.expandDims(hidden, 1);
-      if (hidden !== chunks[0]) hidden.dispose();
+      const embeddings = tf.tidy(() => {
+        let all = chunks.length === 1 ? chunks[0]! : tf.concat(chunks, 0);
+        if (order.some((v, i) => v !== i)) {
+          const inverse = new Int32Array(B);
+          order.forEach((r, i) => (inverse[r] = i));
+          all = tf.gather(all, tf.tensor1d(inverse, 'int32'));
+        }
+        return tf.reshape(all, [B, 1, L, D]);
+      });
       return { embeddings, mask: tf.tensor2d(tok.mask, [B, L], 'int32') };
     } finally {
       for (const c of chunks) c.dispose();
