@@ -80,6 +80,10 @@ export class BuiltinVae implements VaeAdapter {
   /** Encode matrix M^T [D(in), D(out)] and decode matrix M [D(out), D(in)], created lazily. */
   private enc: tf.Tensor2D | null = null;
   private dec: tf.Tensor2D | null = null;
+  /** When pt = 1: the mix as a conv filter [p, p, C, D] for encode (a stride-p conv), and as a
+   * [D, p*p*C] matrix with columns in (y, x, c) order for decode (matMul, then one transpose). */
+  private encF: tf.Tensor4D | null = null;
+  private decF: tf.Tensor2D | null = null;
   private readonly mix: Float64Array;
 
   constructor(options: BuiltinVaeOptions = {}) {
@@ -112,6 +116,29 @@ export class BuiltinVae implements VaeAdapter {
     return [this.enc, this.dec];
   }
 
+  private filters(): [tf.Tensor4D, tf.Tensor2D] {
+    if (!this.encF || !this.decF) {
+      const d = this.latentChannels;
+      const c = this.inChannels;
+      const p = this.spatialCompression;
+      const s = this.scalingFactor;
+      const fe = new Float32Array(p * p * c * d);
+      const fd = new Float32Array(p * p * c * d);
+      for (let ch = 0; ch < d; ch++)
+        for (let ci = 0; ci < c; ci++)
+          for (let y = 0; y < p; y++)
+            for (let x = 0; x < p; x++) {
+              const v = this.mix[ch * d + (ci * p + y) * p + x]!;
+              const yxc = (y * p + x) * c + ci;
+              fe[yxc * d + ch] = v * s; // filter [y, x, c, ch]
+              fd[ch * d + yxc] = v / s; // matrix [ch, (y, x, c)]
+            }
+      this.encF = tf.keep(tf.tensor4d(fe, [p, p, c, d]));
+      this.decF = tf.keep(tf.tensor2d(fd, [d, d]));
+    }
+    return [this.encF, this.decF];
+  }
+
   getLatentSize(size: Size3): [number, number, number];
   getLatentSize(size: MaybeSize3): [number | null, number | null, number | null];
   getLatentSize(size: MaybeSize3): [number | null, number | null, number | null] {
@@ -138,20 +165,20 @@ export class BuiltinVae implements VaeAdapter {
       });
     }
     checkPixelRange(video, 'BuiltinVae.encode', this.rangeTolerance);
-    const [enc] = this.matrices();
     const d = this.latentChannels;
     return tf.tidy(() => {
       let x = video;
       if (lt * pt !== t || lh * p !== h || lw * p !== w) x = tf.slice(x, [0, 0, 0, 0, 0], [b, c, lt * pt, lh * p, lw * p]);
-      let patches: tf.Tensor;
       if (pt === 1) {
-        // [B, C, T, H', p, W', p] -> [B, T, H', W', C, p, p]
-        const r = tf.reshape(x, [b, c, lt, lh, p, lw, p]);
-        patches = tf.transpose(r, [0, 2, 3, 5, 1, 4, 6]);
-      } else {
-        const r = tf.reshape(x, [b, c, lt, pt, lh, p, lw, p]);
-        patches = tf.transpose(r, [0, 2, 4, 6, 1, 3, 5, 7]);
+        // Space-to-depth + mix = one stride-p p x p convolution on channels-last frames.
+        const [encF] = this.filters();
+        const frames = tf.reshape(tf.transpose(x, [0, 2, 3, 4, 1]), [b * lt, lh * p, lw * p, c]) as tf.Tensor4D;
+        const z = tf.conv2d(frames, encF, p, 'valid');
+        return tf.transpose(tf.reshape(z, [b, lt, lh, lw, d]), [0, 4, 1, 2, 3]);
       }
+      const [enc] = this.matrices();
+      const r = tf.reshape(x, [b, c, lt, pt, lh, p, lw, p]);
+      const patches = tf.transpose(r, [0, 2, 4, 6, 1, 3, 5, 7]);
       const z = tf.matMul(tf.reshape(patches, [b * lt * lh * lw, d]) as tf.Tensor2D, enc);
       return tf.transpose(tf.reshape(z, [b, lt, lh, lw, d]), [0, 4, 1, 2, 3]);
     });
@@ -162,23 +189,28 @@ export class BuiltinVae implements VaeAdapter {
     const p = this.spatialCompression;
     const pt = this.temporalCompression;
     const c = this.inChannels;
-    const [, dec] = this.matrices();
     return tf.tidy(() => {
+      if (pt === 1) {
+        const [, decF] = this.filters();
+        const zf = tf.reshape(tf.transpose(latent, [0, 2, 3, 4, 1]), [b * lt * lh * lw, d]) as tf.Tensor2D;
+        // [N*h*w, (y, x, c)] -> [N, h, y, w, x, c] -> frames [N, H, W, C] -> [B, C, T, H, W]
+        const r = tf.reshape(tf.matMul(zf, decF), [b * lt, lh, lw, p, p, c]);
+        const frames = tf.reshape(tf.transpose(r, [0, 1, 3, 2, 4, 5]), [b, lt, lh * p, lw * p, c]);
+        return tf.transpose(frames, [0, 4, 1, 2, 3]);
+      }
+      const [, dec] = this.matrices();
       const z = tf.reshape(tf.transpose(latent, [0, 2, 3, 4, 1]), [b * lt * lh * lw, d]) as tf.Tensor2D;
       const patches = tf.matMul(z, dec);
-      if (pt === 1) {
-        const r = tf.reshape(patches, [b, lt, lh, lw, c, p, p]);
-        return tf.reshape(tf.transpose(r, [0, 4, 1, 2, 5, 3, 6]), [b, c, lt, lh * p, lw * p]);
-      }
       const r = tf.reshape(patches, [b, lt, lh, lw, c, pt, p, p]);
       return tf.reshape(tf.transpose(r, [0, 4, 1, 5, 2, 6, 3, 7]), [b, c, lt * pt, lh * p, lw * p]);
     });
   }
 
   dispose(): void {
-    this.enc?.dispose();
-    this.dec?.dispose();
+    for (const t of [this.enc, this.dec, this.encF, this.decF]) t?.dispose();
     this.enc = null;
     this.dec = null;
+    this.encF = null;
+    this.decF = null;
   }
 }

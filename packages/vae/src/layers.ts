@@ -41,14 +41,29 @@ export function silu(x: tf.Tensor4D): tf.Tensor4D {
 
 /**
  * GroupNorm over (channels of a group, H, W) per sample, biased variance, then the per-channel
- * affine; optionally followed by SiLU. Two-pass (mean first) for accuracy.
+ * affine; optionally followed by SiLU. Two-pass (the variance is taken around the mean, which
+ * stays accurate for near-constant inputs such as flat-colour frames). Statistics are reduced over
+ * H*W per channel first (as matMuls with a row of ones) and combined into groups on the small
+ * [N, C] sums; the full-size work is then one subtraction, one square, one multiply-add and the
+ * activation.
  */
 export function groupNorm(w: WeightGetter, name: string, x: tf.Tensor4D, groups: number, eps: number, act: boolean): tf.Tensor4D {
   const [n, h, wd, c] = x.shape;
-  const xr = tf.reshape(x, [n, h * wd, groups, c / groups]);
-  const { mean, variance } = tf.moments(xr, [1, 3], true);
-  const normed = tf.reshape(tf.mul(tf.sub(xr, mean), tf.rsqrt(tf.add(variance, eps))), [n, h, wd, c]);
-  const y = tf.add(tf.mul(normed, w(`${name}.weight`)), w(`${name}.bias`)) as tf.Tensor4D;
+  const cg = c / groups;
+  const count = h * wd * cg;
+  const x3 = tf.reshape(x, [n, h * wd, c]);
+  /** [N, C] per-channel sums -> [N, 1, C] with each channel holding its group's total. */
+  const groupTotals = (perChannel: tf.Tensor): tf.Tensor => {
+    const g = tf.sum(tf.reshape(perChannel, [n, groups, cg]), 2, true);
+    return tf.reshape(tf.broadcastTo(g, [n, groups, cg]), [n, 1, c]);
+  };
+  // Sums over H*W as [N,1,HW] x [N,HW,C] matMuls: far faster than tfjs' strided reductions.
+  const ones = tf.ones([n, 1, h * wd]);
+  const mean = tf.div(groupTotals(tf.matMul(ones, x3)), count);
+  const d = tf.sub(x3, mean);
+  const variance = tf.div(groupTotals(tf.matMul(ones, tf.square(d))), count);
+  const scale = tf.mul(tf.rsqrt(tf.add(variance, eps)), w(`${name}.weight`));
+  const y = tf.reshape(tf.add(tf.mul(d, scale), w(`${name}.bias`)), [n, h, wd, c]) as tf.Tensor4D;
   return act ? silu(y) : y;
 }
 
@@ -124,9 +139,8 @@ export function attentionBlock(w: WeightGetter, name: string, x: tf.Tensor4D, gr
   }
 }
 
-/** Nearest-neighbour 2x (each pixel repeated into a 2x2 block, as F.interpolate(scale 2, 'nearest')). */
+/** Nearest-neighbour 2x: each pixel repeated into a 2x2 block (F.interpolate(scale 2, 'nearest'): source = floor(dst / 2)). */
 export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
-  const [n, h, wd, c] = x.shape;
-  const r = tf.reshape(x, [n, h, 1, wd, 1, c]);
-  return tf.reshape(tf.broadcastTo(r, [n, h, 2, wd, 2, c]), [n, 2 * h, 2 * wd, c]);
+  const [, h, wd] = x.shape;
+  return tf.image.resizeNearestNeighbor(x, [2 * h, 2 * wd], false, false);
 }
