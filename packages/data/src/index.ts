@@ -17,3 +17,4 @@ export * from './score.js';
 export * from './imageops.js';
 export * from './scorers/builtin.js';
 export * from './caption.js';
+export * from './scorers/clip.js';

@@ -102,44 +102,59 @@ export function resizeCropFramesInto(
   const tx = taps(w, plan.rw, sx, plan.left, tw);
   const plane = th * tw;
   const inv = 1 / 127.5;
-  const identity = plan.rh === h && plan.rw === w;
-  frames.forEach((f, k) => {
+  const identity = plan.rh === h && plan.rw === w && !scaleOverride;
+  // Per-column tap offsets (in bytes of the interleaved source) and weights, shared by every row.
+  const c0 = new Int32Array(tw);
+  const c1 = new Int32Array(tw);
+  const wx1 = new Float32Array(tw);
+  for (let x = 0; x < tw; x++) {
+    c0[x] = tx.i0[x]! * 3;
+    c1[x] = tx.i1[x]! * 3;
+    wx1[x] = tx.l1[x]!;
+  }
+  for (let k = 0; k < frames.length; k++) {
+    const f = frames[k]!;
     if (f.width !== w || f.height !== h) throw new InvalidArgumentError('all frames must have the same size');
     const src = f.data;
     const t = t0 + k;
-    const base0 = (0 * tTotal + t) * plane;
-    const base1 = (1 * tTotal + t) * plane;
+    const base0 = t * plane;
+    const base1 = (tTotal + t) * plane;
     const base2 = (2 * tTotal + t) * plane;
-    for (let y = 0; y < th; y++) {
-      const r0 = ty.i0[y]! * w;
-      const r1 = ty.i1[y]! * w;
-      const ly1 = ty.l1[y]!;
-      const ly0 = 1 - ly1;
-      const orow = y * tw;
-      for (let x = 0; x < tw; x++) {
-        const o = orow + x;
-        if (identity) {
-          const p = ((y + plan.top) * w + x + plan.left) * 3;
+    if (identity) {
+      for (let y = 0; y < th; y++) {
+        let p = ((y + plan.top) * w + plan.left) * 3;
+        let o = y * tw;
+        for (let x = 0; x < tw; x++, p += 3, o++) {
           out[base0 + o] = src[p]! * inv - 1;
           out[base1 + o] = src[p + 1]! * inv - 1;
           out[base2 + o] = src[p + 2]! * inv - 1;
-          continue;
-        }
-        const c0 = tx.i0[x]! * 3;
-        const c1 = tx.i1[x]! * 3;
-        const lx1 = tx.l1[x]!;
-        const lx0 = 1 - lx1;
-        const p00 = (r0 + 0) * 3 + c0;
-        const p01 = r0 * 3 + c1;
-        const p10 = r1 * 3 + c0;
-        const p11 = r1 * 3 + c1;
-        for (let c = 0; c < 3; c++) {
-          const v = ly0 * (lx0 * src[p00 + c]! + lx1 * src[p01 + c]!) + ly1 * (lx0 * src[p10 + c]! + lx1 * src[p11 + c]!);
-          out[(c === 0 ? base0 : c === 1 ? base1 : base2) + o] = v * inv - 1;
         }
       }
+      continue;
     }
-  });
+    for (let y = 0; y < th; y++) {
+      const r0 = ty.i0[y]! * w * 3;
+      const r1 = ty.i1[y]! * w * 3;
+      const ly1 = ty.l1[y]!;
+      const ly0 = 1 - ly1;
+      let o = y * tw;
+      for (let x = 0; x < tw; x++, o++) {
+        const lx1 = wx1[x]!;
+        const lx0 = 1 - lx1;
+        const a = r0 + c0[x]!;
+        const b = r0 + c1[x]!;
+        const c = r1 + c0[x]!;
+        const d = r1 + c1[x]!;
+        const w00 = ly0 * lx0;
+        const w01 = ly0 * lx1;
+        const w10 = ly1 * lx0;
+        const w11 = ly1 * lx1;
+        out[base0 + o] = (w00 * src[a]! + w01 * src[b]! + w10 * src[c]! + w11 * src[d]!) * inv - 1;
+        out[base1 + o] = (w00 * src[a + 1]! + w01 * src[b + 1]! + w10 * src[c + 1]! + w11 * src[d + 1]!) * inv - 1;
+        out[base2 + o] = (w00 * src[a + 2]! + w01 * src[b + 2]! + w10 * src[c + 2]! + w11 * src[d + 2]!) * inv - 1;
+      }
+    }
+  }
 }
 
 /** `resize_crop` for video frames: returns C,T,H,W float32 in [-1, 1]. */

@@ -76,7 +76,7 @@ describe('built-in scorers', () => {
     expect(res.rows[0]!.flow!).toBeLessThanOrEqual(5.5);
     expect(res.rows[1]!.flow!).toBeLessThan(0.2);
     const diff = await runScorer(res.rows, flowScorer({ size: [64, 112], method: 'diff', column: 'motion' }), { root: tmp.dir });
-    expect(diff.rows[0]!.motion!).toBeGreaterThan(10 * diff.rows[1]!.motion! + 1);
+    expect(diff.rows[0]!.motion as number).toBeGreaterThan(10 * (diff.rows[1]!.motion as number) + 1);
   });
 
   it('sharpness is the variance of the Laplacian (known values)', () => {
