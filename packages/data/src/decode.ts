@@ -144,10 +144,10 @@ export async function readVideoFrames(p: string, indices: readonly number[], opt
     const rel = g.map((i) => i - first);
     const inputOptions = ['-threads', String(options.threads ?? 1)];
     if (first > 0) inputOptions.unshift('-ss', ((first - 0.5) / fps).toFixed(6));
-    const select = rel.map((r) => `eq(n\\,${r})`).join('+');
-    const filters = [`select='${select}'`];
+    const contiguous = rel.every((r, k) => r === k);
+    const filters = contiguous ? [] : [`select='${rel.map((r) => `eq(n\\,${r})`).join('+')}'`];
     if (fw !== nw || fh !== nh) filters.push(`scale=${fw}:${fh}:flags=bilinear`);
-    const outputOptions = ['-vf', filters.join(','), '-vsync', '0', '-frames:v', String(g.length), '-pix_fmt', 'rgb24', '-v', 'error'];
+    const outputOptions = [...(filters.length ? ['-vf', filters.join(',')] : []), '-vsync', '0', '-frames:v', String(g.length), '-pix_fmt', 'rgb24', '-v', 'error'];
     const frames: Uint8Array[] = [];
     try {
       await runRaw(p, inputOptions, outputOptions, options, (f) => void frames.push(f), frameBytes);
