@@ -42,6 +42,8 @@ export interface Sample {
   path: string;
   /** Source frame indices used. */
   frameIndices: number[];
+  /** True when the CSV's num_frames overstated the file and the crop was redone on the real count. */
+  recounted: boolean;
 }
 
 export interface DatasetReaderOptions extends BinaryOptions {
@@ -221,6 +223,7 @@ export class DatasetReader {
       index,
       path: file,
       frameIndices: result.indices,
+      recounted: result.recounted,
     };
   }
 
@@ -239,6 +242,8 @@ export interface BatchSpec {
   indices: readonly number[];
   bucketId?: BucketKey | string;
   thw: readonly [number, number, number];
+  /** The sampler's step (kept for resumes: crops depend on (seed, epoch, step, slot), not on order). */
+  step?: number;
 }
 
 export interface Replacement {
@@ -295,6 +300,7 @@ function bucketKey(spec: BatchSpec): string {
  */
 export class BatchLoader implements AsyncIterable<Batch> {
   readonly stats: LoaderStats = { batches: 0, samples: 0, replaced: 0 };
+  private epoch: number;
   private readonly pools = new Map<string, number[]>();
   private readonly poolSeen = new Map<string, Set<number>>();
 
@@ -303,7 +309,13 @@ export class BatchLoader implements AsyncIterable<Batch> {
     private readonly batches: Iterable<BatchSpec>,
     private readonly options: BatchLoaderOptions = {},
   ) {
+    this.epoch = options.epoch ?? 0;
     if (Array.isArray(batches)) for (const b of batches as BatchSpec[]) this.addToPool(b);
+  }
+
+  /** Sets the epoch used by the crop and replacement draws of the next iteration. */
+  setEpoch(epoch: number): void {
+    this.epoch = epoch;
   }
 
   private addToPool(spec: BatchSpec): void {
@@ -345,7 +357,7 @@ export class BatchLoader implements AsyncIterable<Batch> {
     const per = 3 * T * H * W;
     const video = this.reader.allocate(T, H, W, B);
     const seed = this.options.seed ?? this.reader.seed;
-    const epoch = this.options.epoch ?? 0;
+    const epoch = this.epoch;
     const maxRetries = this.options.maxRetries ?? 10;
     const replaced: Replacement[] = [];
     const used = new Set<number>(spec.indices);
@@ -406,7 +418,8 @@ export class BatchLoader implements AsyncIterable<Batch> {
           break;
         }
         this.addToPool(n.value);
-        const p = this.loadBatch(n.value, step++);
+        const p = this.loadBatch(n.value, n.value.step ?? step);
+        step++;
         p.catch(() => undefined); // surfaced when awaited
         queue.push(p);
       }
