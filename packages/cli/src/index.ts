@@ -1,2 +1,3 @@
-// Public surface of @opensora/cli: filled by its issue (see README.md).
-export {};
+export { buildProgram, runCli, type CliIO } from './program.js';
+export { EXIT, UsageError, describeFailure } from './errors.js';
+export { runDoctor, formatDoctor, type DoctorReport } from './commands/doctor.js';
