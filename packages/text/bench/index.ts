@@ -99,6 +99,21 @@ if (TORCH.small) {
   console.log(`     (PyTorch: ${tg.toFixed(1)} GFLOP/s, about ${(xxlFlops / 1e9 / tg).toFixed(0)} s/prompt); hence the embedding cache`);
 }
 
+// core's optional onnxruntime kernels (enableFastKernels), when this core build has them
+const core = (await import('@opensora/core')) as unknown as Record<string, unknown>;
+if (typeof core.enableFastKernels === 'function') {
+  const fk = (core.enableFastKernels as (o: object) => { enabled: boolean; note: string })({ engine: 'onnxruntime' });
+  console.log(`\nwith core's fast kernels: ${fk.note}`);
+  if (fk.enabled) {
+    bench(`tiny T5, trimmed, fast kernels`, tiny, captions);
+    bench(`T5 v1.1 small shapes, trimmed, fast kernels`, small, captions, 3000);
+    const r = bench(`T5 v1.1 small shapes, full L, fast kernels`, smallFull, captions, 3000);
+    ref('PyTorch, same maths, full L', TORCH.small);
+    console.log(`  -> full L: ${((r * smallFlops) / 1e9).toFixed(1)} GFLOP/s; T5-XXL about ${(xxlFlops / 1e9 / ((r * smallFlops) / 1e9)).toFixed(0)} s/prompt at that rate`);
+    (core.disableFastKernels as () => void)();
+  }
+}
+
 console.log(`\nbuilt-in encoder, batch ${B}, L ${L}`);
 const b512 = new BuiltinTextEncoder({ captionChannels: 512, modelMaxLength: L });
 bench('built-in, C 512', b512, captions);
