@@ -4,9 +4,9 @@
  */
 import type { ParamSpec } from './params.js';
 
-/** Torch-layout data of `spec` to tfjs layout (a new array unless nothing moves). */
+/** Torch-layout data of `spec` to tfjs layout (always a new array: readers may hand out views of shared buffers). */
 export function fromTorchLayout(spec: ParamSpec, src: Float32Array): { data: Float32Array; shape: number[] } {
-  if (spec.kind === 'vector') return { data: src, shape: [...spec.shape] };
+  if (spec.kind === 'vector') return { data: Float32Array.from(src), shape: [...spec.shape] };
   if (spec.kind === 'linear') {
     const [o, i] = spec.shape as [number, number];
     const out = new Float32Array(o * i);
