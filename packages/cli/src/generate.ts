@@ -21,7 +21,7 @@ import type { TextEncoderAdapter } from '@opensora/text';
 import type { VaeAdapter } from '@opensora/vae';
 import { cleanCaption } from '@opensora/data';
 import { loadReference as defaultLoadReference, type LoadedReference } from './references.js';
-import { saveSample, videoToUint8, type SavedSample } from './output.js';
+import { saveSample, videoToUint8, type SavedSample, type Uint8Video } from './output.js';
 
 const log = createLogger({ name: 'opensora:sample' });
 
@@ -64,10 +64,17 @@ export interface GenerateOptions {
   loadReference?: (p: string, size: [number, number]) => Promise<LoadedReference>;
   /** Called with every saved file. */
   onSaved?: (s: SavedSample) => void;
+  /** Also return each sample's uint8 frames (for analysis). */
+  keepFrames?: boolean;
+}
+
+export interface GeneratedSample extends SavedSample {
+  /** The uint8 frames, when `keepFrames` was set. */
+  video?: Uint8Video;
 }
 
 export interface GenerateResult {
-  samples: SavedSample[];
+  samples: GeneratedSample[];
 }
 
 function bf16(x: number): number {
@@ -176,7 +183,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const cond = conditioningScalars(imageSize, numFrames, fps, dtype);
   const denoise = denoiserFor(model, dtype);
   const rng = new Rng(opts.seed ?? 42);
-  const saved: SavedSample[] = [];
+  const saved: GeneratedSample[] = [];
   let sampleIdx = 0;
 
   for (let start = 0; start < n; start += batchSize) {
@@ -288,7 +295,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           prompt: texts[j]!,
           contactSheet: opts.contactSheet ?? false,
         });
-        saved.push(s);
+        saved.push(opts.keepFrames ? { ...s, video: frames } : s);
         opts.onSaved?.(s);
         sampleIdx++;
       }
