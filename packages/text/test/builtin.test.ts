@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '@opensora/core';
-import { BuiltinTextEncoder, createTextEncoder, sinusoidalPositions } from '../src/index.js';
+import { BuiltinTextEncoder, createTextEncoder, nullEmbeddings, sinusoidalPositions } from '../src/index.js';
 import { builtinDigest } from './digest.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -132,5 +132,18 @@ describe('BuiltinTextEncoder', () => {
     expect(() => new BuiltinTextEncoder({ modelMaxLength: 2.5 })).toThrow(/modelMaxLength/);
     await expect(createTextEncoder({ type: 'nope' } as never)).rejects.toThrow(/unknown type 'nope'/);
     enc.dispose();
+  });
+});
+
+describe('nullEmbeddings', () => {
+  it("tiles the model's y_embedding [L, C] to [n, 1, L, C] as the reference's null(n)", () => {
+    const y = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+    const n = nullEmbeddings(y, 3);
+    expect(n.shape).toEqual([3, 1, 2, 3]);
+    expect(Array.from(n.dataSync())).toEqual([1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]);
+    expect(() => nullEmbeddings(tf.zeros([2]), 1)).toThrow(/must be \[L, C\]/);
+    expect(() => nullEmbeddings(y, 0)).toThrow(/positive integer/);
+    n.dispose();
+    y.dispose();
   });
 });

@@ -133,6 +133,30 @@ describe('EmbeddingCache', () => {
   });
 });
 
+describe('EmbeddingCache shared by two writers', () => {
+  it('each writer sees the other after refresh(); no temp files remain', async () => {
+    const dir = path.join(tmp, 'shared');
+    const enc = new BuiltinTextEncoder({ captionChannels: 8, modelMaxLength: 6 });
+    const a = EmbeddingCache.open(dir, enc);
+    const b = EmbeddingCache.open(dir, enc);
+    const oa = enc.encode(['from a']);
+    const ob = enc.encode(['from b']);
+    a.put(['from a'], oa);
+    b.put(['from b'], ob);
+    await Promise.all([a.flush(), b.flush()]);
+    expect(a.has('from b')).toBe(false);
+    expect(a.refresh()).toBe(1);
+    expect(a.has('from b')).toBe(true);
+    const got = a.get(['from b'])!;
+    expect(Array.from(got.embeddings.dataSync())).toEqual(Array.from(ob.embeddings.dataSync()));
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    for (const o of [oa, ob, got]) dispose(o);
+    a.close();
+    b.close();
+    expect(() => a.get(['x'])).toThrow(/after close/);
+  });
+});
+
 describe('CachedTextEncoder with a tiny T5', () => {
   it('returns the same embeddings on misses and hits, encoding each caption once', async () => {
     const model = path.join(tmp, 't5');
