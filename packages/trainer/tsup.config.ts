@@ -1,9 +1,11 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // index: the library; worker-entry: a training process (`node dist/worker-entry.js ...`)
+  // that a parent can signal or kill (used by the CLI and the resume tests).
+  entry: ['src/index.ts', 'src/worker-entry.ts'],
   format: ['esm', 'cjs'],
-  dts: true,
+  dts: { entry: ['src/index.ts'] },
   clean: true,
   sourcemap: true,
   target: 'node20',

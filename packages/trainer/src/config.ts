@@ -274,7 +274,7 @@ function tiny(name: string, extra: Partial<TrainConfigInput>): TrainConfigInput 
   return {
     name,
     model: { type: 'STDiT2', preset: null, config: { ...TINY_MODEL_CONFIG, patchSize: [1, 2, 2] }, fromPretrained: null, freeze: [] },
-    vae: { type: 'builtin', fromPretrained: null, microBatchSize: null },
+    vae: { type: 'builtin', fromPretrained: null, microBatchSize: null, patchSize: 4 },
     textEncoder: { type: 'builtin', fromPretrained: null, modelMaxLength: 16, cacheDir: null },
     scheduler: { type: 'iddpm', timestepRespacing: '' },
     dataset: { type: 'VariableVideoTextDataset', dataPath: null, frameInterval: 1, transformName: 'resize_crop', prefetch: 2 },

@@ -77,8 +77,8 @@ export class AdamW {
     }
     this.params = params;
     for (const [name, p] of params) {
-      this.m.set(name, tf.variable(tf.zerosLike(p), false, `adamw/${name}/exp_avg/${uid()}`));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false, `adamw/${name}/exp_avg_sq/${uid()}`));
+      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `adamw/${name}/exp_avg/${uid()}`)));
+      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false, `adamw/${name}/exp_avg_sq/${uid()}`)));
       this.paramSteps.set(name, 0);
     }
   }
@@ -257,7 +257,7 @@ export class Ema {
     const skip = new Set(options.skip ?? ['pos_embed']);
     for (const [name, p] of params) {
       if (skip.has(name)) continue;
-      this.shadow.set(name, tf.variable(tf.clone(p), false, `ema/${name}/${uid()}`));
+      this.shadow.set(name, tf.tidy(() => tf.variable(tf.clone(p), false, `ema/${name}/${uid()}`)));
     }
   }
 

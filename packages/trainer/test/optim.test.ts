@@ -31,7 +31,7 @@ describe('AdamW + clipByGlobalNorm', () => {
   it('matches torch AdamW with clip_grad_norm_ over 3 steps', () => {
     const p = tf.variable(tf.tensor2d([[0.5, -1.0], [2.0, 0.25]]));
     const q = tf.variable(tf.tensor1d([0.1, -0.2, 0.3]));
-    const params = new Map([
+    const params = new Map<string, tf.Variable>([
       ['p', p],
       ['q', q],
     ]);
@@ -126,6 +126,26 @@ describe('clipByGlobalNorm', () => {
     const inf = { a: tf.tensor1d([Infinity, 1]) };
     expect(clipByGlobalNorm(inf, 1).norm).toBe(Infinity);
     tf.dispose([...Object.values(g), ...Object.values(big.grads), ...Object.values(small.grads), ...Object.values(off.grads), bad.a, inf.a]);
+  });
+});
+
+describe('memory', () => {
+  it('AdamW and Ema release every tensor they create', () => {
+    const w = tf.variable(tf.ones([3, 2]));
+    const params = new Map([['w', w]]);
+    const n0 = tf.memory().numTensors;
+    const opt = new AdamW(params);
+    const ema = new Ema(params);
+    const g = { w: tf.onesLike(w) };
+    const n1 = tf.memory().numTensors;
+    opt.applyGradients(g);
+    ema.update(params);
+    expect(tf.memory().numTensors).toBe(n1);
+    tf.dispose(g.w);
+    opt.dispose();
+    ema.dispose();
+    expect(tf.memory().numTensors).toBe(n0);
+    w.dispose();
   });
 });
 
