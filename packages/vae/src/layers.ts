@@ -42,29 +42,35 @@ export function silu(x: tf.Tensor4D): tf.Tensor4D {
 /**
  * GroupNorm over (channels of a group, H, W) per sample, biased variance, then the per-channel
  * affine; optionally followed by SiLU. Two-pass (the variance is taken around the mean, which
- * stays accurate for near-constant inputs such as flat-colour frames). Statistics are reduced over
- * H*W per channel first (as matMuls with a row of ones) and combined into groups on the small
- * [N, C] sums; the full-size work is then one subtraction, one square, one multiply-add and the
- * activation.
+ * stays accurate for near-constant inputs such as flat-colour frames). Per-channel means over H*W
+ * come from a global average pool (a contiguous NHWC reduction in XNNPACK, far faster than tfjs'
+ * strided reductions) and are averaged into groups on the small [N, C] tensors. The per-channel
+ * broadcasts then run on a wide view [N, HW/k, k*C] (channels repeat with period C), several
+ * times faster than on an inner axis of C = 8 or 16.
  */
 export function groupNorm(w: WeightGetter, name: string, x: tf.Tensor4D, groups: number, eps: number, act: boolean): tf.Tensor4D {
   const [n, h, wd, c] = x.shape;
+  const hw = h * wd;
   const cg = c / groups;
-  const count = h * wd * cg;
-  const x3 = tf.reshape(x, [n, h * wd, c]);
-  /** [N, C] per-channel sums -> [N, 1, C] with each channel holding its group's total. */
-  const groupTotals = (perChannel: tf.Tensor): tf.Tensor => {
-    const g = tf.sum(tf.reshape(perChannel, [n, groups, cg]), 2, true);
-    return tf.reshape(tf.broadcastTo(g, [n, groups, cg]), [n, 1, c]);
+  const k = wideFactor(hw, c);
+  /** Per-channel means [N,1,1,C] -> each channel's group mean, [N, 1, k*C] (tiled k times). */
+  const groupMean = (perChannel: tf.Tensor): tf.Tensor => {
+    const g = tf.mean(tf.reshape(perChannel, [n, groups, cg]), 2, true);
+    return tf.tile(tf.reshape(tf.broadcastTo(g, [n, groups, cg]), [n, 1, c]), [1, 1, k]);
   };
-  // Sums over H*W as [N,1,HW] x [N,HW,C] matMuls: far faster than tfjs' strided reductions.
-  const ones = tf.ones([n, 1, h * wd]);
-  const mean = tf.div(groupTotals(tf.matMul(ones, x3)), count);
-  const d = tf.sub(x3, mean);
-  const variance = tf.div(groupTotals(tf.matMul(ones, tf.square(d))), count);
-  const scale = tf.mul(tf.rsqrt(tf.add(variance, eps)), w(`${name}.weight`));
-  const y = tf.reshape(tf.add(tf.mul(d, scale), w(`${name}.bias`)), [n, h, wd, c]) as tf.Tensor4D;
+  const mean = groupMean(tf.avgPool(x, [h, wd], 1, 'valid'));
+  const d = tf.sub(tf.reshape(x, [n, hw / k, k * c]), mean);
+  const variance = groupMean(tf.avgPool(tf.reshape(tf.square(d), [n, h, wd, c]) as tf.Tensor4D, [h, wd], 1, 'valid'));
+  const scale = tf.mul(tf.rsqrt(tf.add(variance, eps)), tf.tile(w(`${name}.weight`), [k]));
+  const y = tf.reshape(tf.add(tf.mul(d, scale), tf.tile(w(`${name}.bias`), [k])), [n, h, wd, c]) as tf.Tensor4D;
   return act ? silu(y) : y;
+}
+
+/** The largest k dividing `hw` with k * c <= 1024 (1 when none). */
+function wideFactor(hw: number, c: number): number {
+  const limit = Math.max(1, Math.floor(1024 / c));
+  for (let k = Math.min(limit, hw); k > 1; k--) if (hw % k === 0) return k;
+  return 1;
 }
 
 /**
