@@ -3,7 +3,8 @@
  * 4 latent channels, caption_channels 512, 32 text tokens, input_sq_size 64, qk_norm, pred_sigma;
  * batch 2, latent 4x8x32x32 (8 frames of 256x256 px). Random weights.
  *
- *   npm run bench -w @opensora/stdit [-- --backend wasm|cpu] [--accel onnxruntime|none] [--reps N] [--no-train]
+ *   npm run bench -w @opensora/stdit [-- --backend wasm|cpu] [--accel onnxruntime|none] [--reps N]
+ *                                      [--checkpoint auto|on|off] [--no-train] [--memory]
  */
 import { describeBackend, enableFastKernels, formatBackend, initBackend, Rng, tf, type FastKernelsInfo } from '@opensora/core';
 import { STDiT2 } from '../src/index.js';
@@ -18,16 +19,41 @@ function arg(name: string, def: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
 }
 
+/** One Gemm of the size facts.md quotes, through whatever serves tfjs's matMul now: a load gauge. */
+function gemmGauge(): number {
+  const a = tf.randomNormal([4096, 256]);
+  const b = tf.randomNormal([256, 1024]);
+  tf.matMul(a, b).dispose();
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    best = Math.min(best, performance.now() - t0);
+    c.dispose();
+  }
+  tf.dispose([a, b]);
+  return (2 * 4096 * 256 * 1024) / (best / 1000) / 1e9;
+}
+
 async function main() {
-  const backend = arg('backend', process.env.OPENSORA_BACKEND ?? 'auto');
   const accel = arg('accel', 'onnxruntime');
   const reps = Number(arg('reps', '3'));
   const doTrain = !process.argv.includes('--no-train');
-  await initBackend(backend);
+  // the cpu backend keeps tensors in JS typed arrays (zero-copy for onnxruntime, no 4 GiB heap
+  // limit); without onnxruntime, wasm is the faster backend
+  await initBackend('wasm'); // loads the wasm kernels so that both backends get patched
   let fast: FastKernelsInfo | null = null;
   if (accel !== 'none') fast = enableFastKernels({ engine: 'onnxruntime' });
+  const backend = arg('backend', process.env.OPENSORA_BACKEND ?? (fast?.enabled ? 'cpu' : 'wasm'));
+  await initBackend(backend);
+  const ckptArg = arg('checkpoint', 'auto');
+  // tfjs keeps every gradient until the backward pass ends: the plain step needs ~8 GiB here,
+  // more than the wasm heap (4 GiB), so wasm trains with checkpointing
+  const checkpoint = ckptArg === 'on' || (ckptArg === 'auto' && backend === 'wasm');
   console.log(`backend: ${formatBackend(describeBackend())}`);
-  console.log(`kernels: ${fast ? `${fast.enabled ? 'onnxruntime ' + fast.version : 'tfjs only'} (${fast.note})` : 'tfjs only (--accel none)'}`);
+  console.log(`kernels: ${fast?.enabled ? `onnxruntime-node ${fast.version}, ${fast.threads} threads (${fast.note})` : `tfjs only (${fast ? fast.note : '--accel none'})`}`);
+  console.log(`gemm gauge: [4096,256]x[256,1024] at ${gemmGauge().toFixed(0)} GFLOP/s now (facts.md: onnxruntime 130-170, tfjs-wasm 33; lower means a busy machine)`);
 
   const model = STDiT2.preset('STDiT2-bench', {}, { seed: 0 });
   // the reference init zeroes some projections; randomise them so every path does real work
@@ -59,18 +85,24 @@ async function main() {
   };
   const target = tf.randomNormal([B, 8, T, H, W], 0, 1, 'float32', 3);
 
+  const cpuNote: string[] = [];
   const time = (label: string, fn: () => void): number => {
     fn(); // warm-up
     const ts: number[] = [];
+    const cs: number[] = [];
     for (let i = 0; i < reps; i++) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       fn();
+      const c = process.cpuUsage(c0);
       ts.push(performance.now() - t0);
+      cs.push((c.user + c.system) / 1000);
     }
-    ts.sort((a, b) => a - b);
-    const med = ts[Math.floor(ts.length / 2)]!;
-    console.log(`  ${label}: runs ${ts.map((t) => t.toFixed(0)).join(', ')} ms`);
-    return med;
+    const order = ts.map((_, i) => i).sort((a, b) => ts[a]! - ts[b]!);
+    const mid = order[Math.floor(order.length / 2)]!;
+    console.log(`  ${label}: runs ${ts.map((t) => t.toFixed(0)).join(', ')} ms wall; ${cs.map((t) => t.toFixed(0)).join(', ')} ms CPU (all threads)`);
+    cpuNote.push(`${label}: ${(cs[mid]! / 1000).toFixed(2)} CPU-seconds, i.e. >= ${(cs[mid]! / 2000).toFixed(2)} s on 2 idle cores`);
+    return ts[mid]!;
   };
 
   const fwd = time('forward', () => {
@@ -80,11 +112,11 @@ async function main() {
   });
   const params = [...model.parameters().values()];
   let step = NaN;
-  let stepCk = NaN;
+  let peak = NaN;
   if (doTrain) {
-    const trainStep = (ckpt: boolean) => () => {
+    const trainStep = () => {
       const { value, grads } = tf.variableGrads(
-        () => tf.tidy(() => tf.mean(tf.square(tf.sub(model.forward(inputs, { gradientCheckpointing: ckpt }), target))) as tf.Scalar),
+        () => tf.tidy(() => tf.mean(tf.square(tf.sub(model.forward(inputs, { gradientCheckpointing: checkpoint }), target))) as tf.Scalar),
         params,
       );
       value.dataSync();
@@ -92,8 +124,8 @@ async function main() {
       value.dispose();
       tf.dispose(Object.values(grads));
     };
-    step = time('training step', trainStep(false));
-    if (process.argv.includes('--checkpoint')) stepCk = time('training step (checkpointed)', trainStep(true));
+    step = time(`training step${checkpoint ? ' (gradient checkpointing)' : ''}`, trainStep);
+    if (process.argv.includes('--memory')) peak = (await tf.profile(trainStep)).peakBytes;
   }
   const line = (label: string, ms: number, gflop: number, refS: number) =>
     console.log(
@@ -101,9 +133,11 @@ async function main() {
     );
   console.log('\nSTDiT2 benchmark config (hidden 384, depth 6, 6 heads, B=2, latent 4x8x32x32, 32 tokens):');
   line('forward (no grad)', fwd, FWD_GFLOP, REF_FORWARD_S);
-  if (doTrain) line('training step (fwd+MSE+bwd)', step, STEP_GFLOP, REF_STEP_S);
-  if (!Number.isNaN(stepCk)) line('training step, checkpointed', stepCk, STEP_GFLOP, REF_STEP_S);
+  if (doTrain) line(checkpoint ? 'train step (ckpt, fwd+MSE+bwd)' : 'training step (fwd+MSE+bwd)', step, STEP_GFLOP, REF_STEP_S);
+  if (!Number.isNaN(peak)) console.log(`peak tensor memory of a training step: ${(peak / 2 ** 30).toFixed(2)} GiB`);
+  if (checkpoint) console.log('(checkpointing recomputes each block: 568 GFLOP of work; the GFLOP/s above use the 426 GFLOP count)');
   console.log('ratio = our time / reference time (PyTorch 1.13 CPU, 2 threads; facts.md). Lower is better.');
+  console.log(`CPU time (load-independent): ${cpuNote.join('; ')}`);
   model.dispose();
 }
 

@@ -9,7 +9,7 @@
  * which modulates twice and selects (t2i_modulate and the gate are elementwise).
  */
 import { tf } from '@opensora/core';
-import { applyRope, geluTanh, layerNorm, linear, modulate, rmsNorm, sdpa } from './layers.js';
+import { applyRope, geluTanh, layerNormModulate, linear, rmsNorm, sdpa } from './layers.js';
 
 export interface AttnParams {
   qkvW: tf.Tensor;
@@ -137,12 +137,12 @@ export function blockForward(x: tf.Tensor, p: BlockParams, ctx: BlockContext): t
     void Tm;
 
     // 1. spatial attention
-    let h = modulate(layerNorm(x), shiftMsa, scaleMsa);
+    let h = layerNormModulate(x, shiftMsa, scaleMsa);
     let a = selfAttention(tf.reshape(h, [B * T * S, D]), p.attn, B, T, S, nh, false, ctx);
     x = tf.add(x, gated(tf.reshape(a, [B, T, S, D]), gateMsa, ctx.dropS));
 
     // 2. temporal attention (RoPE over T)
-    h = modulate(layerNorm(x), shiftTmp, scaleTmp);
+    h = layerNormModulate(x, shiftTmp, scaleTmp);
     a = selfAttention(tf.reshape(h, [B * T * S, D]), p.attnT, B, T, S, nh, true, ctx);
     x = tf.add(x, gated(tf.reshape(a, [B, T, S, D]), gateTmp, ctx.dropT));
 
@@ -150,7 +150,7 @@ export function blockForward(x: tf.Tensor, p: BlockParams, ctx: BlockContext): t
     x = tf.add(x, crossAttention(x, p, ctx));
 
     // 4. MLP
-    h = modulate(layerNorm(x), shiftMlp, scaleMlp);
+    h = layerNormModulate(x, shiftMlp, scaleMlp);
     const m = linear(geluTanh(linear(tf.reshape(h, [B * T * S, D]), p.fc1W, p.fc1B)), p.fc2W, p.fc2B);
     x = tf.add(x, gated(tf.reshape(m, [B, T, S, D]), gateMlp, ctx.dropM));
     return x;
@@ -204,14 +204,14 @@ export function finalLayer(
       tf.Tensor,
       tf.Tensor,
     ];
-    let h = modulate(layerNorm(x), shift, scale);
+    let h = layerNormModulate(x, shift, scale);
     if (xMask && t0) {
       const mods0 = tf.add(tf.reshape(p.table, [1, 2, D]), tf.reshape(t0, [B, 1, D]));
       const [shift0, scale0] = tf.split(tf.reshape(mods0, [B, 2, 1, 1, D]), 2, 1).map((m) => tf.reshape(m, [B, 1, 1, D])) as [
         tf.Tensor,
         tf.Tensor,
       ];
-      const h0 = modulate(layerNorm(h), shift0, scale0);
+      const h0 = layerNormModulate(h, shift0, scale0);
       const cond = tf.broadcastTo(tf.reshape(xMask, [B, T, 1, 1]), [B, T, S, D]);
       h = tf.where(cond, h, h0);
     }

@@ -2,7 +2,13 @@
  * The primitive layers of STDiT2 (spec section 2) as pure functions of tensors. Parameters are
  * tensors in the official PyTorch layout: a Linear weight is (out, in) and y = x·Wᵀ + b.
  */
-import { tf } from '@opensora/core';
+import { fusedAttention, fusedGeluTanh, fusedLayerNormModulate, fusedOpsAvailable, fusedRmsNorm, tf } from '@opensora/core';
+
+/*
+ * With the fast kernels on (core's enableFastKernels), GELU, LayerNorm+modulate, RMSNorm and
+ * the attention core run as single fused native kernels with hand-written backward kernels;
+ * otherwise as the plain tfjs compositions below. Both compute the same maths in float32.
+ */
 
 /** y = x·Wᵀ + b over the last axis; `w` is (out, in) or any shape whose trailing dims flatten to `in`. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
@@ -11,9 +17,9 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const lead = x.shape.slice(0, -1);
   const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
   const w2 = w.rank === 2 ? (w as tf.Tensor2D) : tf.reshape(w, [outDim, inDim]) as tf.Tensor2D;
-  // Not tf.fused.matMul with a bias: tfjs-wasm 4.22 adds the bias wrongly when transposeB is set.
-  const xw = tf.matMul(x2, w2, false, true);
-  const y = b ? tf.add(xw, b) : xw;
+  // tf.fused.matMul (one kernel with the bias) only with the fast kernels: tfjs-wasm 4.22's own
+  // _FusedMatMul adds the bias wrongly when transposeB is set.
+  const y = b && fusedOpsAvailable() ? tf.fused.matMul({ a: x2, b: w2, transposeB: true, bias: b }) : b ? tf.add(tf.matMul(x2, w2, false, true), b) : tf.matMul(x2, w2, false, true);
   return x.rank === 2 ? y : tf.reshape(y, [...lead, outDim]);
 }
 
@@ -30,10 +36,19 @@ export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
 
 /** LlamaRMSNorm: x·rsqrt(mean(x²) + eps) · weight over the last axis. */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps = 1e-6): tf.Tensor {
+  if (fusedOpsAvailable()) return fusedRmsNorm(x, weight, eps);
   return tf.tidy(() => {
     const variance = tf.mean(tf.square(x), x.rank - 1, true);
     return tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
   });
+}
+
+/** t2i_modulate(LayerNorm(x), shift, scale); shift/scale have x's rank and broadcast against it. */
+export function layerNormModulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor, eps = 1e-6): tf.Tensor {
+  if (fusedOpsAvailable() && shift.rank === x.rank && scale.rank === x.rank && shift.shape.join() === scale.shape.join()) {
+    return fusedLayerNormModulate(x, shift, scale, eps);
+  }
+  return tf.tidy(() => modulate(layerNorm(x, eps), shift, scale));
 }
 
 /** t2i_modulate: x·(1 + scale) + shift. */
@@ -45,6 +60,7 @@ const GELU_BETA = Math.sqrt(2 / Math.PI);
 
 /** GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
+  if (fusedOpsAvailable()) return fusedGeluTanh(x);
   return tf.tidy(() => {
     const x3 = tf.mul(tf.mul(x, x), x);
     const inner = tf.mul(tf.add(x, tf.mul(x3, 0.044715)), GELU_BETA);
@@ -75,6 +91,9 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, rot: tf.
  * q [..., Lq, d], k/v [..., Lk, d], optional additive bias broadcast to [..., Lq, Lk].
  */
 export function sdpa(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, bias?: tf.Tensor): tf.Tensor {
+  if (fusedOpsAvailable() && q.rank === k.rank && q.rank === v.rank && q.shape.slice(0, -2).join() === k.shape.slice(0, -2).join()) {
+    return fusedAttention(q, k, v, scale, bias);
+  }
   return tf.tidy(() => {
     let s = tf.matMul(tf.mul(q, scale), k, false, true);
     if (bias) s = tf.add(s, bias);

@@ -55,6 +55,70 @@ describe('fast kernels (onnxruntime) behind the tfjs kernel interface', () => {
         expect(worst).toBeLessThan(1e-5);
       });
 
+      it('elementwise, broadcast, reduction, transpose, unpack and softmax kernels match the plain ones', async () => {
+        const run = (on: boolean) => {
+          if (on) enableFastKernels();
+          else disableFastKernels();
+          return tf.tidy(() => {
+            const a = tf.tensor(pseudo(2 * 3 * 40 * 24, 1), [2, 3, 40, 24]);
+            const b = tf.tensor(pseudo(2 * 1 * 1 * 24, 2), [2, 1, 1, 24]);
+            const c = tf.tensor(pseudo(40 * 24, 3), [40, 24]);
+            const pos = tf.add(tf.abs(a), 0.5);
+            const outs = [
+              tf.add(a, b), tf.sub(a, c), tf.mul(a, b), tf.div(a, pos), tf.maximum(a, c), tf.mul(a, a),
+              tf.sum(a, [1, 2], true), tf.sum(a, -1), tf.mean(a, 2), tf.max(a, [0, 3]), tf.sum(a),
+              tf.transpose(a, [2, 0, 3, 1]), tf.transpose(tf.reshape(a, [2, 3, 40, 1, 24]), [3, 1, 0, 4, 2]),
+              ...tf.unstack(tf.reshape(a, [2, 3, 960]), 1), tf.softmax(a), tf.tanh(a), tf.exp(a), tf.sqrt(pos), tf.rsqrt(pos), tf.sigmoid(a), tf.neg(a), tf.square(a),
+            ];
+            return outs.map((t) => ({ shape: t.shape, data: Array.from(t.dataSync()) }));
+          });
+        };
+        await initBackend('cpu');
+        const ref = run(false);
+        await initBackend(backend);
+        const fast = run(true);
+        expect(fastKernelsInfo().stats.accelerated).toBeGreaterThan(15);
+        ref.forEach((r, i) => {
+          expect(fast[i]!.shape, `output ${i}`).toEqual(r.shape);
+          let worst = 0;
+          r.data.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - fast[i]!.data[j]!) / Math.max(1, Math.abs(x)))));
+          expect(worst, `output ${i}`).toBeLessThan(2e-6);
+        });
+      });
+
+      it('fused GELU / LayerNorm+modulate / RMSNorm / attention and their gradients match the compositions', async () => {
+        const { geluTanh, layerNormModulate, rmsNorm, sdpa } = await import('../src/index.js');
+        await initBackend(backend);
+        const x = tf.tensor(pseudo(2 * 3 * 5 * 8, 1), [2, 3, 5, 8]);
+        const sh = tf.tensor(pseudo(2 * 3 * 8, 2), [2, 3, 1, 8]);
+        const sc = tf.tensor(pseudo(2 * 3 * 8, 3), [2, 3, 1, 8]);
+        const w = tf.tensor(pseudo(8, 4), [8]);
+        const q = tf.tensor(pseudo(2 * 3 * 5 * 8, 5), [2, 3, 5, 8]);
+        const k = tf.tensor(pseudo(2 * 3 * 7 * 8, 6), [2, 3, 7, 8]);
+        const v = tf.tensor(pseudo(2 * 3 * 7 * 4, 7), [2, 3, 7, 4]);
+        const bias = tf.tensor4d([0, 0, -1e9, 0, 0, 0, 0, 0, 0, 0, -1e9, -1e9, 0, 0], [2, 1, 1, 7]);
+        const cases: [string, (...a: tf.Tensor[]) => tf.Tensor, tf.Tensor[]][] = [
+          ['gelu', (a) => geluTanh(a), [x]],
+          ['layerNormModulate', (a, b, c) => layerNormModulate(a, b, c), [x, sh, sc]],
+          ['rmsNorm', (a, b) => rmsNorm(a, b), [x, w]],
+          ['attention', (a, b, c) => sdpa(a, b, c, 0.3, bias), [q, k, v]],
+        ];
+        for (const [name, f, ins] of cases) {
+          const R = tf.tensor(pseudo(f(...ins).size, 9), f(...ins).shape);
+          const both = [false, true].map((on) => {
+            if (on) enableFastKernels();
+            else disableFastKernels();
+            const before = fastKernelsInfo().stats.accelerated;
+            const y = f(...ins);
+            const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), R)))(ins);
+            if (on) expect(fastKernelsInfo().stats.accelerated, name).toBeGreaterThan(before);
+            return [y, ...g];
+          });
+          both[0]!.forEach((t, i) => expect(maxAbsDiff(t, both[1]![i]!), `${name} ${i}`).toBeLessThan(1e-5));
+        }
+        disableFastKernels();
+      });
+
       it('parity with the reference fixtures holds with the fast kernels on', async () => {
         await initBackend(backend);
         enableFastKernels();

@@ -15,12 +15,14 @@
  */
 import { tf } from '../backend.js';
 import { accessFor } from './access.js';
+import { FUSED_KERNELS, registerFusedGradients, setFusedBackends } from './fused.js';
 import { ACCEL_KERNELS } from './kernels.js';
 import { loadOrt, PINNED_ORT_VERSION, type OrtRuntime } from './ort.js';
 
 export { encodeOnnxModel, OnnxType } from './onnx-model.js';
 export type { OnnxGraph, OnnxNode, OnnxValue, OnnxAttr, OnnxInitializer } from './onnx-model.js';
 export { PINNED_ORT_VERSION };
+export { fusedAttention, fusedGeluTanh, fusedLayerNormModulate, fusedOpsAvailable, fusedRmsNorm } from './fused.js';
 
 export interface FastKernelsOptions {
   /** The engine behind the kernels. Only 'onnxruntime' exists; 'none' disables. */
@@ -29,6 +31,10 @@ export interface FastKernelsOptions {
   backends?: string[];
   /** Kernel names to replace (default: all this module implements). */
   kernels?: string[];
+  /** Also register the fused transformer ops (GELU, LayerNorm+modulate, RMSNorm, attention; default true). */
+  fused?: boolean;
+  /** Record wall and CPU time per kernel in `stats.byKernel` (costs a getrusage per call). */
+  profile?: boolean;
   /** onnxruntime intra-op threads (default: number of cores). */
   threads?: number;
   /** Accept an onnxruntime-node version other than 1.30.x. */
@@ -46,7 +52,12 @@ export interface FastKernelsInfo {
   /** One line: what happened and why. */
   note: string;
   /** Calls served by onnxruntime, and calls handed back to the original kernel. */
-  stats: { accelerated: number; fallback: number };
+  stats: {
+    accelerated: number;
+    fallback: number;
+    /** With `profile`: per kernel name, calls and milliseconds (wall, and CPU of all threads). */
+    byKernel?: Record<string, { calls: number; ms: number; cpuMs: number }>;
+  };
 }
 
 interface Saved {
@@ -57,6 +68,7 @@ interface Saved {
 
 let runtime: OrtRuntime | null = null;
 let saved: Saved[] = [];
+let added: { kernelName: string; backendName: string }[] = [];
 let current: FastKernelsInfo = {
   enabled: false,
   engine: 'none',
@@ -85,7 +97,21 @@ export function enableFastKernels(options: FastKernelsOptions = {}): FastKernels
   }
   runtime = loaded.runtime;
   const ort = runtime;
-  const stats = { accelerated: 0, fallback: 0 };
+  const stats: FastKernelsInfo['stats'] = { accelerated: 0, fallback: 0 };
+  const profile = options.profile ?? false;
+  if (profile) stats.byKernel = {};
+  const timed = <T>(name: string, f: () => T): T => {
+    if (!profile) return f();
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const r = f();
+    const c = process.cpuUsage(c0);
+    const e = (stats.byKernel![name] ??= { calls: 0, ms: 0, cpuMs: 0 });
+    e.calls++;
+    e.ms += performance.now() - t0;
+    e.cpuMs += (c.user + c.system) / 1000;
+    return r;
+  };
   const names = (options.kernels ?? Object.keys(ACCEL_KERNELS)).filter((k) => ACCEL_KERNELS[k]);
   const backends = options.backends ?? ['cpu', 'wasm'];
   const done: Record<string, string[]> = {};
@@ -97,18 +123,36 @@ export function enableFastKernels(options: FastKernelsOptions = {}): FastKernels
       saved.push({ kernelName, backendName, config: original });
       const kernelFunc = ((args: { inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs?: Record<string, unknown> }) => {
         const access = accessFor(backendName, args.backend);
-        const out = access ? impl(args, access, ort) : null;
+        const out = access ? timed(kernelName, () => impl(args, access, ort)) : null;
         if (out) {
           stats.accelerated++;
           return out;
         }
         stats.fallback++;
-        return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]);
+        return timed(`${kernelName} (tfjs)`, () => original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]));
       }) as unknown as tf.KernelFunc;
       tf.unregisterKernel(kernelName, backendName);
       tf.registerKernel({ kernelName, backendName, kernelFunc, ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}), ...(original.disposeFunc ? { disposeFunc: original.disposeFunc } : {}) });
       (done[backendName] ??= []).push(kernelName);
     }
+  }
+  if (options.fused ?? true) {
+    registerFusedGradients();
+    const fusedOn: string[] = [];
+    for (const backendName of backends) {
+      if (!tf.findBackendFactory(backendName)) continue;
+      for (const [kernelName, impl] of Object.entries(FUSED_KERNELS)) {
+        const kernelFunc = ((args: { inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs?: Record<string, unknown> }) => {
+          stats.accelerated++;
+          return timed(kernelName, () => impl(args, accessFor(backendName, args.backend)!, ort));
+        }) as unknown as tf.KernelFunc;
+        if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+        tf.registerKernel({ kernelName, backendName, kernelFunc });
+        added.push({ kernelName, backendName });
+      }
+      fusedOn.push(backendName);
+    }
+    setFusedBackends(fusedOn);
   }
   current = {
     enabled: true,
@@ -129,6 +173,9 @@ export function disableFastKernels(): void {
     tf.registerKernel(s.config);
   }
   saved = [];
+  for (const a of added) tf.unregisterKernel(a.kernelName, a.backendName);
+  added = [];
+  setFusedBackends([]);
   runtime?.dispose();
   runtime = null;
   current = { ...current, enabled: false, engine: 'none', kernels: {}, note: 'fast kernels disabled', stats: { accelerated: 0, fallback: 0 } };

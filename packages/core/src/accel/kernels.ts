@@ -248,12 +248,88 @@ export const unpack: AccelKernel = ({ inputs, attrs }, access, ort) => {
   return runMulti(ort, access, key, graph, [['x', x, [outer, num, inner]]], Array.from({ length: num }, () => [outShape, [outer, 1, inner]] as [number[], number[]]));
 };
 
+function binary(op: string): AccelKernel {
+  return ({ inputs }, access, ort) => {
+    const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+    if (!access.readable(a) || !access.readable(b)) return null;
+    const out = broadcastShapes(a.shape, b.shape);
+    if (!out || prod(out) < MIN_ELEMENTWISE) return null;
+    // equal shapes: flatten to 1-D so that one cached session serves every rank
+    if (a.shape.join() === b.shape.join()) {
+      const n = prod(out);
+      return run(ort, access, `bin:${op}:flat`, oneNode(op, [1, 1], [1]), [['x0', a, [n]], ['x1', b, [n]]], out, [n]);
+    }
+    return run(ort, access, `bin:${op}:${a.shape.length}:${b.shape.length}`, oneNode(op, [a.shape.length, b.shape.length], [out.length]), [['x0', a], ['x1', b]], out);
+  };
+}
+
+/** Square and Rsqrt have no single ONNX op; small graphs do them in one call. */
+function unaryGraph(name: string, build: (x: string) => OnnxNode[]): AccelKernel {
+  return ({ inputs }, access, ort) => {
+    const x = inputs.x!;
+    if (!access.readable(x) || prod(x.shape) < MIN_ELEMENTWISE) return null;
+    const n = prod(x.shape);
+    return run(ort, access, `unary:${name}`, () => ({
+      nodes: build('x'),
+      inputs: [{ name: 'x', type: F, shape: ['n'] }],
+      outputs: [{ name: 'y', type: F, shape: ['n'] }],
+    }), [['x', x, [n]]], [...x.shape], [n]);
+  };
+}
+
+function parseAxes(axis: unknown, rank: number): number[] {
+  const list = axis === null || axis === undefined ? Array.from({ length: rank }, (_, i) => i) : Array.isArray(axis) ? (axis as number[]) : [axis as number];
+  return [...new Set(list.map((a) => (a < 0 ? a + rank : a)))].sort((x, y) => x - y);
+}
+
+function reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax'): AccelKernel {
+  return ({ inputs, attrs }, access, ort) => {
+    const x = inputs.x!;
+    if (!access.readable(x) || prod(x.shape) < MIN_ELEMENTWISE) return null;
+    const r = x.shape.length;
+    // Sum and Mean name the attribute axis, Max reductionIndices
+    const axes = parseAxes(attrs?.axis ?? attrs?.reductionIndices, r);
+    if (axes.length === 0 || axes.some((a) => a < 0 || a >= r)) return null;
+    const keepDims = Boolean(attrs?.keepDims);
+    const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const outShape = keepDims ? kept : x.shape.filter((_, i) => !axes.includes(i));
+    const key = `${op}:${r}:${axes.join(',')}`;
+    const graph = (): OnnxGraph => {
+      const axesAttr = op === 'ReduceSum' ? undefined : { axes: { kind: 'ints' as const, value: axes }, keepdims: { kind: 'int' as const, value: 1 } };
+      return {
+        nodes: [{ op, inputs: op === 'ReduceSum' ? ['x', 'axes'] : ['x'], outputs: ['y'], attrs: axesAttr ?? { keepdims: { kind: 'int', value: 1 } } }],
+        inputs: [{ name: 'x', type: F, shape: sym('i', r) }],
+        outputs: [{ name: 'y', type: F, shape: sym('o', r) }],
+        initializers: op === 'ReduceSum' ? [{ name: 'axes', type: OnnxType.int64, dims: [axes.length], values: axes }] : [],
+      };
+    };
+    return run(ort, access, key, graph, [['x', x]], outShape, kept);
+  };
+}
+
 /** The kernels this module replaces, by tfjs kernel name. */
 export const ACCEL_KERNELS: Record<string, AccelKernel> = {
   BatchMatMul: batchMatMul,
   _FusedMatMul: fusedMatMul,
   Transpose: transpose,
   Tanh: unary('Tanh'),
+  Exp: unary('Exp'),
+  Sqrt: unary('Sqrt'),
+  Sigmoid: unary('Sigmoid'),
+  Neg: unary('Neg'),
+  Square: unaryGraph('square', (x) => [{ op: 'Mul', inputs: [x, x], outputs: ['y'] }]),
+  Rsqrt: unaryGraph('rsqrt', (x) => [
+    { op: 'Sqrt', inputs: [x], outputs: ['s'] },
+    { op: 'Reciprocal', inputs: ['s'], outputs: ['y'] },
+  ]),
+  Add: binary('Add'),
+  Sub: binary('Sub'),
+  Multiply: binary('Mul'),
+  RealDiv: binary('Div'),
+  Maximum: binary('Max'),
+  Sum: reduce('ReduceSum'),
+  Mean: reduce('ReduceMean'),
+  Max: reduce('ReduceMax'),
   Softmax: softmax,
   Unpack: unpack,
 };
