@@ -4,7 +4,8 @@
  * `enable_flashattn` typo: we report such keys). Adapter option objects (model, vae, textEncoder,
  * scheduler) keep extra keys and pass them on to the adapter's factory.
  */
-import { z, validateConfig, applyOverrides, ConfigError } from '@opensora/core';
+import { existsSync } from 'node:fs';
+import { z, validateConfig, applyOverrides, loadConfigFile, ConfigError } from '@opensora/core';
 
 /** A bucket cell: `[keepProb, batchSize | null]` (the reference's tuple, `null` for `None`). */
 export const BucketCellSchema = z.tuple([z.number().min(0).max(1), z.number().int().positive().nullable()]);
@@ -381,4 +382,31 @@ export function resolveTrainConfig(presetOrConfig: string | TrainConfigInput | T
   const raw = typeof presetOrConfig === 'string' ? presetInput(presetOrConfig) : structuredClone(presetOrConfig);
   const withOverrides = (Array.isArray(overrides) ? overrides.length : Object.keys(overrides).length) ? applyOverrides(raw, overrides) : raw;
   return validateConfig(TrainConfigSchema, withOverrides, source);
+}
+
+/**
+ * A preset name or a config file (.json/.yaml/.ts/.js, whose export may set `preset: 'stage2'` to
+ * start from a preset), plus overrides, validated: what `opensora train --config/--preset` needs.
+ */
+export async function loadTrainConfig(presetOrFile: string, overrides: string[] | Record<string, unknown> = []): Promise<TrainConfig> {
+  if (presetOrFile in PRESET_BUILDERS) return resolveTrainConfig(presetOrFile, overrides);
+  if (!existsSync(presetOrFile)) {
+    throw new ConfigError(`'${presetOrFile}' is neither a train preset nor a config file`, { hint: `presets: ${TRAIN_PRESET_NAMES.join(', ')}` });
+  }
+  const raw = (await loadConfigFile(presetOrFile)) as Record<string, unknown>;
+  const { preset, ...rest } = raw && typeof raw === 'object' ? raw : ({} as Record<string, unknown>);
+  let input: TrainConfigInput = rest as TrainConfigInput;
+  if (typeof preset === 'string') {
+    const flat: Record<string, unknown> = {};
+    const walk = (o: Record<string, unknown>, prefix: string) => {
+      for (const [k, v] of Object.entries(o)) {
+        // nested objects merge key by key into the preset; arrays, tables and scalars replace
+        if (v && typeof v === 'object' && !Array.isArray(v) && !['bucketConfig', 'maskRatios', 'customResolutions', 'config'].includes(k)) walk(v as Record<string, unknown>, `${prefix}${k}.`);
+        else flat[`${prefix}${k}`] = v;
+      }
+    };
+    walk(rest, '');
+    input = applyOverrides(presetInput(preset), flat);
+  }
+  return validateConfig(TrainConfigSchema, applyOverrides(input, overrides), `train config ${presetOrFile}`);
 }

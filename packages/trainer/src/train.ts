@@ -517,7 +517,11 @@ export async function train(configIn: string | TrainConfigInput | TrainConfig, o
         win.samples += rep.batchSize;
         for (const k of Object.keys(win.timings) as Array<keyof StepTimings>) win.timings[k] += rep.timings[k];
         options.onStep?.(rep);
-        progress.update(globalStep, { loss: Number.isFinite(rep.loss) ? Number(rep.loss.toFixed(4)) : String(rep.loss), bucket: rep.bucket });
+        progress.update(globalStep, {
+          loss: Number.isFinite(rep.loss) ? Number(rep.loss.toFixed(4)) : String(rep.loss),
+          gnorm: Number.isFinite(rep.gradNorm) ? Number(rep.gradNorm.toFixed(3)) : String(rep.gradNorm),
+          bucket: rep.bucket,
+        });
         if (globalStep % config.logEvery === 0) logWindow(rep);
         if (consecutiveNonFinite >= config.nonFiniteLimit) {
           await save();

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '@opensora/core';
-import { OFFICIAL_BUCKETS, STAGE_MASK_RATIOS, TRAIN_PRESETS, TRAIN_PRESET_NAMES, resolveTrainConfig } from '../src/index.js';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { OFFICIAL_BUCKETS, STAGE_MASK_RATIOS, TRAIN_PRESETS, TRAIN_PRESET_NAMES, resolveTrainConfig, loadTrainConfig } from '../src/index.js';
 
 describe('official presets mirror configs/opensora-v1-1/train/*.py (data.md section 5)', () => {
   it('has every official file and the tiny CPU presets', () => {
@@ -109,5 +112,25 @@ describe('resolveTrainConfig', () => {
     expect(() => resolveTrainConfig('stage9')).toThrow(/Unknown train preset 'stage9'.*tiny/);
     expect(() => resolveTrainConfig('tiny', ['maskRatios.mask_no=0.5'])).toThrow(/sum to 1/);
     expect(() => resolveTrainConfig('tiny', ['maskRatios.mask_random=0.1'])).toThrow(/maskRatios/);
+  });
+});
+
+describe('loadTrainConfig', () => {
+  it('reads a preset name or a file that starts from a preset', async () => {
+    expect((await loadTrainConfig('stage3', ['lr=3e-5'])).lr).toBe(3e-5);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'trainer-cfg-'));
+    try {
+      const yaml = path.join(dir, 'my.yaml');
+      writeFileSync(yaml, 'preset: stage2\nlr: 1.0e-4\ndataset:\n  frameInterval: 1\nbucketConfig:\n  "144p": { "16": [1.0, 4] }\n');
+      const c = await loadTrainConfig(yaml, ['seed=3']);
+      expect([c.name, c.lr, c.dataset.frameInterval, c.dataset.transformName, c.seed, c.gradCheckpoint]).toEqual(['stage2', 1e-4, 1, 'resize_crop', 3, true]);
+      expect(c.bucketConfig).toEqual({ '144p': { '16': [1.0, 4] } });
+      const json = path.join(dir, 'full.json');
+      writeFileSync(json, JSON.stringify({ bucketConfig: { '256': { '1': [1, 8] } }, lr: 0.1 }));
+      expect((await loadTrainConfig(json)).lr).toBe(0.1);
+      await expect(loadTrainConfig(path.join(dir, 'nope.yaml'))).rejects.toThrow(/neither a train preset nor a config file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync, existsSync, cpSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, existsSync, cpSync, writeFileSync, rmSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf, createLogger } from '@opensora/core';
@@ -118,6 +118,18 @@ describe('train (tiny preset on the synthetic dataset)', () => {
     for (const f of ['model/model.safetensors', 'ema.safetensors', 'optimizer/optimizer.safetensors']) {
       expect(diffBits(readBits(path.join(r2.lastCheckpoint!, f)), readBits(path.join(rf.lastCheckpoint!, f)))).toEqual([]);
     }
+  });
+});
+
+describe('text-embedding cache', () => {
+  it('captions come from the cache on a second run, with identical losses', async () => {
+    const cache = out('cache');
+    const cfg = base([`textEncoder.cacheDir=${cache}`]);
+    const r1 = await train(cfg, { data: csv, outputs: out('cache-a'), maxSteps: 3, progress: 'silent', handleSignals: false, logger: quiet });
+    const files = readdirSync(cache, { recursive: true }).map(String);
+    expect(files.length).toBeGreaterThan(0);
+    const r2 = await train(cfg, { data: csv, outputs: out('cache-b'), maxSteps: 3, progress: 'silent', handleSignals: false, logger: quiet });
+    expect(r2.losses.map((l) => l.loss)).toEqual(r1.losses.map((l) => l.loss));
   });
 });
 
