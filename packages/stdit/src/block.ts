@@ -9,7 +9,7 @@
  * which modulates twice and selects (t2i_modulate and the gate are elementwise).
  */
 import { tf } from '@opensora/core';
-import { applyRope, geluTanh, layerNormModulate, linear, rmsNorm, sdpa } from './layers.js';
+import { applyRope, gatedResidual, geluTanh, layerNormModulate, linear, rmsNorm, sdpa } from './layers.js';
 
 export interface AttnParams {
   qkvW: tf.Tensor;
@@ -66,11 +66,6 @@ export interface BlockContext {
 function split3(t: tf.Tensor, n: number): tf.Tensor[] {
   // t [B, Tm, n, D] -> n tensors [B, Tm, 1, D]
   return tf.split(t, n, 2);
-}
-
-function gated(x: tf.Tensor, g: tf.Tensor, drop: tf.Tensor | null): tf.Tensor {
-  const y = tf.mul(g, x);
-  return drop ? tf.mul(y, drop) : y;
 }
 
 /** Attention.forward on x [Bp, Lp, D] given as the 5D view, for both spatial and temporal use. */
@@ -139,12 +134,12 @@ export function blockForward(x: tf.Tensor, p: BlockParams, ctx: BlockContext): t
     // 1. spatial attention
     let h = layerNormModulate(x, shiftMsa, scaleMsa);
     let a = selfAttention(tf.reshape(h, [B * T * S, D]), p.attn, B, T, S, nh, false, ctx);
-    x = tf.add(x, gated(tf.reshape(a, [B, T, S, D]), gateMsa, ctx.dropS));
+    x = gatedResidual(x, gateMsa, tf.reshape(a, [B, T, S, D]), ctx.dropS);
 
     // 2. temporal attention (RoPE over T)
     h = layerNormModulate(x, shiftTmp, scaleTmp);
     a = selfAttention(tf.reshape(h, [B * T * S, D]), p.attnT, B, T, S, nh, true, ctx);
-    x = tf.add(x, gated(tf.reshape(a, [B, T, S, D]), gateTmp, ctx.dropT));
+    x = gatedResidual(x, gateTmp, tf.reshape(a, [B, T, S, D]), ctx.dropT);
 
     // 3. cross attention: no norm, no modulation, no gate, no drop path
     x = tf.add(x, crossAttention(x, p, ctx));
@@ -152,7 +147,7 @@ export function blockForward(x: tf.Tensor, p: BlockParams, ctx: BlockContext): t
     // 4. MLP
     h = layerNormModulate(x, shiftMlp, scaleMlp);
     const m = linear(geluTanh(linear(tf.reshape(h, [B * T * S, D]), p.fc1W, p.fc1B)), p.fc2W, p.fc2B);
-    x = tf.add(x, gated(tf.reshape(m, [B, T, S, D]), gateMlp, ctx.dropM));
+    x = gatedResidual(x, gateMlp, tf.reshape(m, [B, T, S, D]), ctx.dropM);
     return x;
   });
 }

@@ -2,7 +2,7 @@
  * The primitive layers of STDiT2 (spec section 2) as pure functions of tensors. Parameters are
  * tensors in the official PyTorch layout: a Linear weight is (out, in) and y = x·Wᵀ + b.
  */
-import { fusedAttention, fusedGeluTanh, fusedLayerNormModulate, fusedOpsAvailable, fusedRmsNorm, tf } from '@opensora/core';
+import { fusedAttention, fusedGatedResidual, fusedGeluTanh, fusedLayerNormModulate, fusedOpsAvailable, fusedRmsNorm, tf } from '@opensora/core';
 
 /*
  * With the fast kernels on (core's enableFastKernels), GELU, LayerNorm+modulate, RMSNorm and
@@ -49,6 +49,20 @@ export function layerNormModulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tens
     return fusedLayerNormModulate(x, shift, scale, eps);
   }
   return tf.tidy(() => modulate(layerNorm(x, eps), shift, scale));
+}
+
+/**
+ * The gated residual x + drop_path(g·a): g [.., 1, D] broadcasts against a; `drop` is the
+ * per-sample drop-path factor (0 or 1/keep, [B, 1, .., 1]) or null.
+ */
+export function gatedResidual(x: tf.Tensor, g: tf.Tensor, a: tf.Tensor, drop: tf.Tensor | null = null): tf.Tensor {
+  if (fusedOpsAvailable() && g.rank === a.rank && x.shape.join() === a.shape.join()) {
+    return tf.tidy(() => fusedGatedResidual(x, drop ? tf.mul(g, drop) : g, a));
+  }
+  return tf.tidy(() => {
+    const y = tf.mul(g, a);
+    return tf.add(x, drop ? tf.mul(y, drop) : y);
+  });
 }
 
 /** t2i_modulate: x·(1 + scale) + shift. */

@@ -68,7 +68,8 @@ describe('fast kernels (onnxruntime) behind the tfjs kernel interface', () => {
               tf.add(a, b), tf.sub(a, c), tf.mul(a, b), tf.div(a, pos), tf.maximum(a, c), tf.mul(a, a),
               tf.sum(a, [1, 2], true), tf.sum(a, -1), tf.mean(a, 2), tf.max(a, [0, 3]), tf.sum(a),
               tf.transpose(a, [2, 0, 3, 1]), tf.transpose(tf.reshape(a, [2, 3, 40, 1, 24]), [3, 1, 0, 4, 2]),
-              ...tf.unstack(tf.reshape(a, [2, 3, 960]), 1), tf.softmax(a), tf.tanh(a), tf.exp(a), tf.sqrt(pos), tf.rsqrt(pos), tf.sigmoid(a), tf.neg(a), tf.square(a),
+              ...tf.unstack(tf.reshape(a, [2, 3, 960]), 1), tf.softmax(a),
+              tf.concat([a, tf.neg(a)], 2), tf.concat([a, a, tf.square(a)], -1), tf.stack([a, tf.neg(a)], 1), tf.stack([a, a, a], 4), tf.tanh(a), tf.exp(a), tf.sqrt(pos), tf.rsqrt(pos), tf.sigmoid(a), tf.neg(a), tf.square(a),
             ];
             return outs.map((t) => ({ shape: t.shape, data: Array.from(t.dataSync()) }));
           });
@@ -87,7 +88,7 @@ describe('fast kernels (onnxruntime) behind the tfjs kernel interface', () => {
       });
 
       it('fused GELU / LayerNorm+modulate / RMSNorm / attention and their gradients match the compositions', async () => {
-        const { geluTanh, layerNormModulate, rmsNorm, sdpa } = await import('../src/index.js');
+        const { gatedResidual, geluTanh, layerNormModulate, rmsNorm, sdpa } = await import('../src/index.js');
         await initBackend(backend);
         const x = tf.tensor(pseudo(2 * 3 * 5 * 8, 1), [2, 3, 5, 8]);
         const sh = tf.tensor(pseudo(2 * 3 * 8, 2), [2, 3, 1, 8]);
@@ -102,6 +103,7 @@ describe('fast kernels (onnxruntime) behind the tfjs kernel interface', () => {
           ['layerNormModulate', (a, b, c) => layerNormModulate(a, b, c), [x, sh, sc]],
           ['rmsNorm', (a, b) => rmsNorm(a, b), [x, w]],
           ['attention', (a, b, c) => sdpa(a, b, c, 0.3, bias), [q, k, v]],
+          ['gatedResidual', (a, b, c) => gatedResidual(a, b, c), [x, sh, q]],
         ];
         for (const [name, f, ins] of cases) {
           const R = tf.tensor(pseudo(f(...ins).size, 9), f(...ins).shape);

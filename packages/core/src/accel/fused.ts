@@ -93,10 +93,11 @@ const K1 = 0.044715;
 const geluFwd: FusedKernel = ({ inputs }, access, ort) => {
   const x = inputs.x!;
   const n = prod(x.shape);
+  // ONNX Gelu (opset 20) with approximate="tanh": twice as fast here as com.microsoft FastGelu
   return runGraph(ort, access, 'gelu:fwd', () => {
     const g = new G();
-    g.op('FastGelu', ['x'], undefined, 'com.microsoft', 'y0');
-    return g.graph([['x', 1]], [['y0', 1]]);
+    g.op('Gelu', ['x'], { approximate: { kind: 'string', value: 'tanh' } }, undefined, 'y0');
+    return { ...g.graph([['x', 1]], [['y0', 1]]), opset: 20 };
   }, [['x', x, [n]]], [[[...x.shape], [n]]]);
 };
 
@@ -237,6 +238,33 @@ const attnBwd: FusedKernel = ({ inputs, attrs }, access, ort) => {
   }, [['dy', dy!], ['q', q!], ['k', k!], ['v', v!], ['p', p!]], [[[...q!.shape]], [[...k!.shape]], [[...v!.shape]]]);
 };
 
+// ---------------------------------------------------------------------------------------------
+// gated residual: y = x + g·a, with g broadcasting against a (e.g. [B, T, 1, D] against [B, T, S, D])
+
+const gatedFwd: FusedKernel = ({ inputs }, access, ort) => {
+  const { x, g, a } = inputs as Record<string, TensorInfo>;
+  const r = x!.shape.length;
+  return runGraph(ort, access, `gated:fwd:${r}`, () => {
+    const gr = new G();
+    gr.op('Add', ['x', gr.op('Mul', ['g', 'a'])], undefined, undefined, 'y0');
+    return gr.graph([['x', r], ['g', r], ['a', r]], [['y0', r]]);
+  }, [['x', x!], ['g', g!], ['a', a!]], [[[...x!.shape]]]);
+};
+
+const gatedBwd: FusedKernel = ({ inputs }, access, ort) => {
+  const { dy, g, a } = inputs as Record<string, TensorInfo>;
+  const r = a!.shape.length;
+  const axes = bcastAxes(a!.shape, g!.shape);
+  return runGraph(ort, access, `gated:bwd:${r}:${axes.join(',')}`, () => {
+    const gr = new G();
+    gr.op('Mul', ['dy', 'g'], undefined, undefined, 'y0'); // da
+    const p = gr.op('Mul', ['dy', 'a']);
+    if (axes.length) gr.op('ReduceSum', [p, gr.ints(axes)], { keepdims: int(1) }, undefined, 'y1');
+    else gr.op('Identity', [p], undefined, undefined, 'y1');
+    return gr.graph([['dy', r], ['g', r], ['a', r]], [['y0', r], ['y1', r]]);
+  }, [['dy', dy!], ['g', g!], ['a', a!]], [[[...a!.shape]], [[...g!.shape]]]);
+};
+
 /** Fused kernels by tfjs kernel name. */
 export const FUSED_KERNELS: Record<string, FusedKernel> = {
   OsGeluTanh: geluFwd,
@@ -247,6 +275,8 @@ export const FUSED_KERNELS: Record<string, FusedKernel> = {
   OsRmsNormGrad: rmsBwd,
   OsAttention: attnFwd,
   OsAttentionGrad: attnBwd,
+  OsGatedResidual: gatedFwd,
+  OsGatedResidualGrad: gatedBwd,
 };
 
 type RunKernel = (name: string, inputs: Record<string, tf.Tensor>, attrs?: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
@@ -299,6 +329,15 @@ export function registerFusedGradients(): void {
       // the bias is a constant mask here; it gets a zero gradient of its shape
       const biasShape = (attrs as { biasShape?: number[] }).biasShape ?? [];
       return { q: () => out[0]!, k: () => out[1]!, v: () => out[2]!, bias: () => tf.zeros(biasShape) };
+    },
+  });
+  tf.registerGradient({
+    kernelName: 'OsGatedResidual',
+    inputsToSave: ['g', 'a'],
+    gradFunc: (dy, saved) => {
+      const [g, a] = saved as tf.Tensor[];
+      const out = arr(runKernel('OsGatedResidualGrad', { dy: dy as tf.Tensor, g: g!, a: a! }));
+      return { x: () => (dy as tf.Tensor).clone(), a: () => out[0]!, g: () => out[1]! };
     },
   });
 }
@@ -361,4 +400,11 @@ export function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: 
   const [o, p] = arr(runKernel('OsAttention', inputs, { scale, biasShape: bias ? [...bias.shape] : [] }));
   p!.dispose();
   return o!;
+}
+
+/** x + g·a in one pass (gradients: dx = dy, da = dy·g, dg = Σ dy·a over g's broadcast axes). */
+export function fusedGatedResidual(x: tf.Tensor, g: tf.Tensor, a: tf.Tensor): tf.Tensor {
+  need('fusedGatedResidual');
+  if (x.shape.join() !== a.shape.join() || g.rank !== a.rank) throw new Error('fusedGatedResidual: x and a must have the same shape, g their rank');
+  return arr(runKernel('OsGatedResidual', { x, g, a }))[0]!;
 }

@@ -22,7 +22,7 @@ import { loadOrt, PINNED_ORT_VERSION, type OrtRuntime } from './ort.js';
 export { encodeOnnxModel, OnnxType } from './onnx-model.js';
 export type { OnnxGraph, OnnxNode, OnnxValue, OnnxAttr, OnnxInitializer } from './onnx-model.js';
 export { PINNED_ORT_VERSION };
-export { fusedAttention, fusedGeluTanh, fusedLayerNormModulate, fusedOpsAvailable, fusedRmsNorm } from './fused.js';
+export { fusedAttention, fusedGatedResidual, fusedGeluTanh, fusedLayerNormModulate, fusedOpsAvailable, fusedRmsNorm } from './fused.js';
 
 export interface FastKernelsOptions {
   /** The engine behind the kernels. Only 'onnxruntime' exists; 'none' disables. */

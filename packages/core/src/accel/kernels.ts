@@ -307,6 +307,30 @@ function reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax'): AccelKernel {
   };
 }
 
+/** Concat along `axis` of same-rank float tensors (Pack: along a new axis, via size-1 views). */
+function concatLike(pack: boolean): AccelKernel {
+  return ({ inputs, attrs }, access, ort) => {
+    const list = (Array.isArray(inputs) ? inputs : Object.values(inputs)) as TensorInfo[];
+    if (list.length < 2 || list.length > 16 || !list.every((t) => access.readable(t))) return null;
+    const r0 = list[0]!.shape.length;
+    const rank = pack ? r0 + 1 : r0;
+    const axis = ((((attrs?.axis as number | undefined) ?? 0) % rank) + rank) % rank;
+    const dims = list.map((t) => (pack ? [...t.shape.slice(0, axis), 1, ...t.shape.slice(axis)] : [...t.shape]));
+    if (dims.some((d) => d.length !== rank || d.some((x, i) => i !== axis && x !== dims[0]![i]))) return null;
+    const outShape = [...dims[0]!];
+    outShape[axis] = dims.reduce((a, d) => a + d[axis]!, 0);
+    if (prod(outShape) < MIN_ELEMENTWISE) return null;
+    const n = list.length;
+    const key = `concat:${n}:${rank}:${axis}`;
+    const graph = (): OnnxGraph => ({
+      nodes: [{ op: 'Concat', inputs: list.map((_, i) => `x${i}`), outputs: ['y'], attrs: { axis: { kind: 'int', value: axis } } }],
+      inputs: list.map((_, i) => ({ name: `x${i}`, type: F, shape: sym(`i${i}_`, rank) })),
+      outputs: [{ name: 'y', type: F, shape: sym('o', rank) }],
+    });
+    return run(ort, access, key, graph, list.map((t, i) => [`x${i}`, t, dims[i]!] as Feed), outShape);
+  };
+}
+
 /** The kernels this module replaces, by tfjs kernel name. */
 export const ACCEL_KERNELS: Record<string, AccelKernel> = {
   BatchMatMul: batchMatMul,
@@ -332,4 +356,6 @@ export const ACCEL_KERNELS: Record<string, AccelKernel> = {
   Max: reduce('ReduceMax'),
   Softmax: softmax,
   Unpack: unpack,
+  Concat: concatLike(false),
+  Pack: concatLike(true),
 };
