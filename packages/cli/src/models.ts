@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '@opensora/core';
 import { STDiT2, type STDiT2ConfigInput } from '@opensora/stdit';
 import { createTextEncoder, type TextEncoderAdapter, type TextEncoderSpec } from '@opensora/text';
 import { createVae, type VaeAdapter, type VaeSpec } from '@opensora/vae';
-import { resolveTrainConfig, textSpecOf, vaeSpecOf, type TrainConfigInput } from '@opensora/trainer';
+import { TRAIN_PRESET_NAMES, modelConfigOf, resolveTrainConfig, textSpecOf, vaeSpecOf, type TrainConfigInput } from '@opensora/trainer';
 
 export interface ModelStack {
   model: STDiT2;
@@ -22,7 +22,7 @@ export interface ModelStack {
 }
 
 export interface ModelStackOptions {
-  /** Checkpoint folder, model file/folder, or preset name (default: the tiny preset). */
+  /** Checkpoint folder, model file/folder, a training preset name such as 'tiny' (random weights with its VAE and text encoder), or an STDiT2 preset name (default: 'tiny'). */
   model?: string;
   /** 'builtin' or a diffusers AutoencoderKL folder. */
   vae?: string;
@@ -67,7 +67,7 @@ function specFor(kind: 'vae' | 'text', value: string | undefined, fromCkpt: Spec
 }
 
 export async function loadModelStack(o: ModelStackOptions): Promise<ModelStack> {
-  let model: STDiT2;
+  let model: STDiT2 | null;
   let modelSource: string;
   let ckpt: ReturnType<typeof trainingSpecs> = {};
   const m = o.model ?? 'tiny';
@@ -78,6 +78,12 @@ export async function loadModelStack(o: ModelStackOptions): Promise<ModelStack> 
     if (isDir) ckpt = trainingSpecs(m);
     model = STDiT2.fromPretrained(modelPath, { config: camelCaseConfig(modelPath) });
     modelSource = modelPath;
+  } else if (TRAIN_PRESET_NAMES.includes(m)) {
+    // A training preset (e.g. 'tiny'): random weights of its model, with its VAE and text encoder.
+    const cfg = resolveTrainConfig(m);
+    ckpt = { vae: vaeSpecOf(cfg) as Spec, textEncoder: textSpecOf(cfg) as Spec };
+    model = null;
+    modelSource = `train preset ${m} (random weights)`;
   } else {
     try {
       model = STDiT2.preset(m, {}, { seed: o.seed ?? 0 });
@@ -88,30 +94,39 @@ export async function loadModelStack(o: ModelStackOptions): Promise<ModelStack> 
   }
   const vaeSpec = specFor('vae', o.vae, ckpt.vae);
   const textSpec = specFor('text', o.textEncoder, ckpt.textEncoder);
-  const vae = await createVae(vaeSpec as VaeSpec);
-  const textEncoder = await createTextEncoder(
-    (textSpec.type === 'builtin'
-      ? { captionChannels: model.config.captionChannels, modelMaxLength: model.config.modelMaxLength, ...textSpec }
-      : textSpec) as TextEncoderSpec,
-  );
-  if (textEncoder.captionChannels !== model.config.captionChannels) {
+  // No input range check: the long-video loop re-encodes raw, unclamped decoded clips, as the reference does.
+  const vae = await createVae({ ...vaeSpec, rangeTolerance: false } as VaeSpec);
+  let textEncoder: TextEncoderAdapter;
+  if (model === null) {
+    textEncoder = await createTextEncoder(textSpec as TextEncoderSpec);
+    const cfg = resolveTrainConfig(m);
+    model = new STDiT2(modelConfigOf(cfg, vae.latentChannels, textEncoder.captionChannels, textEncoder.modelMaxLength), { seed: o.seed ?? 0 });
+  } else {
+    textEncoder = await createTextEncoder(
+      (textSpec.type === 'builtin'
+        ? { captionChannels: model.config.captionChannels, modelMaxLength: model.config.modelMaxLength, ...textSpec }
+        : textSpec) as TextEncoderSpec,
+    );
+  }
+  const built: STDiT2 = model;
+  if (textEncoder.captionChannels !== built.config.captionChannels) {
     throw new InvalidArgumentError(
-      `text encoder gives ${textEncoder.captionChannels}-channel embeddings but the model expects ${model.config.captionChannels}`,
+      `text encoder gives ${textEncoder.captionChannels}-channel embeddings but the model expects ${built.config.captionChannels}`,
       { hint: 'use the text encoder the model was trained with' },
     );
   }
-  if (vae.latentChannels !== model.config.inChannels) {
-    throw new InvalidArgumentError(`the VAE gives ${vae.latentChannels} latent channels but the model expects ${model.config.inChannels}`, {
+  if (vae.latentChannels !== built.config.inChannels) {
+    throw new InvalidArgumentError(`the VAE gives ${vae.latentChannels} latent channels but the model expects ${built.config.inChannels}`, {
       hint: 'use the VAE the model was trained with',
     });
   }
   return {
-    model,
+    model: built,
     vae,
     textEncoder,
     sources: { model: modelSource, vae: JSON.stringify(vaeSpec), textEncoder: JSON.stringify(textSpec) },
     dispose() {
-      model.dispose();
+      built.dispose();
       vae.dispose();
       textEncoder.dispose();
     },

@@ -81,7 +81,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     .option('--sample-name <name>', "file name prefix (default 'sample')")
     .option('--prompt-as-path', 'name files after their prompt')
     .option('--contact-sheet', 'also write a contact-sheet PNG of frames per sample')
-    .option('--model <path>', 'STDiT2 checkpoint: a trainer checkpoint folder, an official model.safetensors (+config.json), or a preset name for random weights')
+    .option('--model <path>', "STDiT2 weights: a trainer checkpoint folder, an official model folder or model.safetensors (+config.json), or a preset name for random weights (default: 'tiny')")
     .option('--vae <spec>', "'builtin' (default) or a diffusers AutoencoderKL folder (sd-vae-ft-ema)")
     .option('--text-encoder <spec>', "'builtin' (default) or a T5 folder (t5-v1_1-xxl)")
     .addOption(new Option('--dtype <dtype>', 'reproduce the reference bf16 rounding of the conditioning scalars').choices(['fp32', 'bf16']))
@@ -90,34 +90,51 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       await runSampleCommand(opts, program.opts(), io);
     });
 
-  const trainOptions = (cmd: Command) =>
+  const trainOptions = (cmd: Command, h: { config: string; preset: string; maxSteps: string; outputs: string; resume: boolean }) => {
     cmd
-      .option('-c, --config <file>', 'training config (JSON, YAML or TS)')
-      .option('--preset <name>', 'a stage preset: tiny, tiny-video, image, stage1, stage2, stage3, video, benchmark')
+      .option('-c, --config <file>', h.config)
+      .option('--preset <name>', h.preset)
       .option('--data <csv>', 'dataset CSV (columns path, text, num_frames, height, width, ...)')
-      .option('--outputs <dir>', 'output folder for checkpoints and logs (default: the config\'s)')
-      .option('--max-steps <n>', 'stop after this many optimizer steps', int('max-steps'))
+      .option('--outputs <dir>', h.outputs)
+      .option('--max-steps <n>', h.maxSteps, int('max-steps'))
       .option('--epochs <n>', 'number of epochs', int('epochs'))
       .option('--ckpt-every <k>', 'save a checkpoint every k steps', int('ckpt-every'))
       .option('--log-every <k>', 'log every k steps', int('log-every'))
       .option('--seed <n>', 'random seed', int('seed'))
-      .option('--set <key=value>', 'override a config field (repeatable), e.g. --set optimizer.lr=1e-4', collect, [])
-      .option('--load <dir>', 'resume exactly from a checkpoint folder (weights, optimizer, sampler, RNG)')
-      .option('--ckpt-path <file>', 'initialise the model weights from a checkpoint (weights only)')
-      .option('--start-from-scratch', 'with --load: keep weights and optimizer, reset the step and epoch counters');
+      .option('--set <key=value>', 'override a config field (repeatable), e.g. --set lr=1e-4 --set dataset.frameInterval=2', collect, []);
+    if (h.resume) {
+      cmd
+        .option('--load <dir>', 'resume exactly from a checkpoint folder (weights, optimizer, sampler, RNG)')
+        .option('--ckpt-path <file>', 'initialise the model weights from a checkpoint (weights only)')
+        .option('--start-from-scratch', 'with --load: keep weights and optimizer, reset the step and epoch counters');
+    }
+    return cmd;
+  };
 
-  trainOptions(program.command('train').description('train STDiT2 on a dataset CSV (one stage)')).action(
-    async (opts: Record<string, unknown>) => {
-      const { runTrainCommand } = await import('./commands/train.js');
-      await runTrainCommand(opts, program.opts(), io);
-    },
-  );
+  trainOptions(program.command('train').description('train STDiT2 on a dataset CSV (one stage)'), {
+    config: 'training config (JSON, YAML or TS)',
+    preset:
+      'a stage preset: tiny (the smallest, CPU), tiny-image, tiny-stage1, tiny-stage2, tiny-stage3, image, stage1, stage2, stage3, video, benchmark (default: tiny)',
+    maxSteps: 'stop after this many optimizer steps',
+    outputs: "output folder for checkpoints and logs (default: the config's)",
+    resume: true,
+  }).action(async (opts: Record<string, unknown>) => {
+    const { runTrainCommand } = await import('./commands/train.js');
+    await runTrainCommand(opts, program.opts(), io);
+  });
 
   trainOptions(
     program
       .command('pipeline')
-      .description('run the multi-stage training (image pretraining, stage 1, stage 2, stage 3); finished stages are not re-run')
+      .description('run the multi-stage training (image pretraining, stage 1, stage 2, stage 3); finished stages are not re-run, an interrupted one resumes')
       .option('--stages <names...>', 'stage presets in order (default: the pipeline preset of --preset)'),
+    {
+      config: 'pipeline config (JSON, YAML or TS): name, outputs, stages [{ name, preset, maxSteps, overrides }]',
+      preset: "a pipeline preset: tiny (CPU) or official (default: tiny); with --stages, the run's name",
+      maxSteps: 'optimizer steps of every stage',
+      outputs: "output folder, one numbered sub-folder per stage (default: the pipeline's)",
+      resume: false,
+    },
   ).action(async (opts: Record<string, unknown>) => {
     const { runPipelineCommand } = await import('./commands/train.js');
     await runPipelineCommand(opts, program.opts(), io);

@@ -3,6 +3,7 @@
  * subsampling) or an image, cover-resized and centre-cropped to the target size with the
  * reference's `resize_crop` (bilinear for video frames, bicubic for images), in [-1, 1], `[3, T, H, W]`.
  */
+import { existsSync, statSync } from 'node:fs';
 import { InvalidArgumentError } from '@opensora/core';
 import { decodeFrames, frameToChw, isUrl, mediaKind, resizeCropImage, resizeCropVideo, type Frame } from '@opensora/data';
 
@@ -16,6 +17,9 @@ export async function loadReference(p: string, size: [number, number]): Promise<
   if (p.trim() === '') throw new InvalidArgumentError('empty reference path', { hint: "check the ';'-separated --reference-path list" });
   if (isUrl(p)) {
     throw new InvalidArgumentError(`reference ${p} is a URL`, { hint: 'download it first and pass the local path' });
+  }
+  if (!existsSync(p) || !statSync(p).isFile()) {
+    throw new InvalidArgumentError(`reference ${p}: no such file`, { hint: "check the ';'-separated --reference-path list" });
   }
   if (mediaKind(p) === 'image') {
     const frame = await resizeCropImage(p, H, W);

@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { initBackend, loadConfigFile, type BackendPreference } from '@opensora/core';
-import { getResolution } from '@opensora/bucket';
+import { getResolution, registerResolution, type CustomResolution } from '@opensora/bucket';
+import { TINY_RESOLUTIONS } from '@opensora/trainer';
 import { createScheduler } from '@opensora/scheduler';
 import type { CliIO } from '../program.js';
 import { UsageError } from '../errors.js';
@@ -48,6 +50,25 @@ export function aspectKey(ratio: string): string {
   throw new UsageError(`--aspect-ratio '${ratio}' is not H:W (e.g. 9:16) or a decimal H/W key (e.g. 0.56)`);
 }
 
+/**
+ * Makes the trainer's tiny resolutions ('tiny-32', 'tiny-64') and those a trainer checkpoint was
+ * trained with (its `train_config.json` customResolutions) known to the bucket tables.
+ */
+export function registerSampleResolutions(model?: string): void {
+  const tables: Record<string, CustomResolution> = { ...TINY_RESOLUTIONS };
+  if (model && existsSync(model) && statSync(model).isDirectory()) {
+    for (const file of [path.join(model, 'train_config.json'), path.join(model, '..', 'train_config.json')]) {
+      if (!existsSync(file)) continue;
+      const cfg = JSON.parse(readFileSync(file, 'utf8')) as { customResolutions?: typeof tables };
+      Object.assign(tables, cfg.customResolutions ?? {});
+      break;
+    }
+  }
+  for (const [name, spec] of Object.entries(tables)) {
+    if (!getResolution(name)) registerResolution(name, spec);
+  }
+}
+
 /** The [H, W] of a resolution name and aspect ratio, from the bucket tables. */
 export function imageSizeFor(resolution: string, aspectRatio: string): [number, number] {
   const res = getResolution(resolution);
@@ -88,6 +109,7 @@ export async function resolveSampleFlags(flags: SampleFlags): Promise<Required<P
     if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0)) throw new UsageError(`--image-size ${merged.imageSize.join(' ')} is not two positive integers`);
     imageSizeHW = [h, w];
   } else if (merged.resolution) {
+    registerSampleResolutions(merged.model);
     imageSizeHW = imageSizeFor(merged.resolution, merged.aspectRatio ?? '9:16');
   } else {
     throw new UsageError('give the size: --resolution NAME [--aspect-ratio H:W] or --image-size H W');
