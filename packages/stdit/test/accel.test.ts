@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { disableFastKernels, enableFastKernels, fastKernelsInfo, initBackend, openSafetensors, tf } from '@opensora/core';
+import { disableFastKernels, enableFastKernels, fastKernelsInfo, fusedOpsAvailable, initBackend, openSafetensors, tf } from '@opensora/core';
 import type { STDiT2 } from '../src/index.js';
 import { caseInputs, disposeInputs, loadTiny, maxAbsDiff, openCases, pseudo, randomInputs } from './helpers.js';
 
@@ -13,9 +13,23 @@ disableFastKernels();
 afterAll(() => disableFastKernels());
 
 describe('fast kernels (onnxruntime) behind the tfjs kernel interface', () => {
-  it('falls back cleanly with a note when the engine is unavailable or refused', () => {
+  it('falls back cleanly with a note when the engine is unavailable or refused', async () => {
+    await initBackend('wasm');
     const info = enableFastKernels({ engine: 'none' });
     expect(info.enabled).toBe(false);
+    // onnxruntime absent: nothing is re-registered, the note says why, the model still works
+    const absent = enableFastKernels({ moduleName: 'onnxruntime-node-not-installed' });
+    expect(absent.enabled).toBe(false);
+    expect(absent.note).toMatch(/onnxruntime-node-not-installed is not installed.*plain tfjs kernels/);
+    expect(fusedOpsAvailable()).toBe(false);
+    const m = loadTiny();
+    const cases = openCases();
+    const inputs = caseInputs(cases, 'case3');
+    const out = m.forward(inputs);
+    expect(maxAbsDiff(out, cases.tensor('case3_out'))).toBeLessThan(1e-5);
+    out.dispose();
+    disposeInputs(inputs);
+    m.dispose();
     const old = enableFastKernels({ engine: 'onnxruntime', kernels: [] });
     expect(typeof old.note).toBe('string');
     disableFastKernels();

@@ -58,6 +58,7 @@ describe('gradients', () => {
       expect(tf.tidy(() => tf.all(tf.isFinite(g)).dataSync()[0]), name).toBe(1);
     }
     expect(bad, bad.join('\n')).toEqual([]);
+    console.log(`[stdit] finite differences vs autograd over ${params.size} parameter tensors: worst relative error ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(2e-2);
     tf.dispose(Object.values(grads));
     R.dispose();

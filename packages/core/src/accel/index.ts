@@ -39,6 +39,8 @@ export interface FastKernelsOptions {
   threads?: number;
   /** Accept an onnxruntime-node version other than 1.30.x. */
   allowUntestedVersion?: boolean;
+  /** The onnxruntime package name (default 'onnxruntime-node'; tests pass a missing one). */
+  moduleName?: string;
 }
 
 export interface FastKernelsInfo {
@@ -90,6 +92,7 @@ export function enableFastKernels(options: FastKernelsOptions = {}): FastKernels
   const loaded = loadOrt({
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.allowUntestedVersion !== undefined ? { allowUntestedVersion: options.allowUntestedVersion } : {}),
+    ...(options.moduleName !== undefined ? { moduleName: options.moduleName } : {}),
   });
   if (!loaded.ok) {
     current = { ...current, enabled: false, engine: 'none', version: null, kernels: {}, note: `${loaded.reason}; using the plain tfjs kernels` };

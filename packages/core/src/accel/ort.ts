@@ -45,6 +45,8 @@ export interface LoadOrtOptions {
   allowUntestedVersion?: boolean;
   /** Let onnxruntime's worker threads spin between calls (default false: they sleep). */
   spinning?: boolean;
+  /** The package to load (default 'onnxruntime-node'; tests use a missing name to exercise the fallback). */
+  moduleName?: string;
 }
 
 export type LoadOrtResult = { ok: true; runtime: OrtRuntime } | { ok: false; reason: string };
@@ -60,10 +62,11 @@ export function loadOrt(options: LoadOrtOptions = {}): LoadOrtResult {
   let version: string;
   let ort: OrtModule;
   let bindingMod: { binding: { InferenceSession: new () => NativeSession }; initOrt: () => void };
+  const mod = options.moduleName ?? 'onnxruntime-node';
   try {
-    version = (req('onnxruntime-node/dist/version.js') as { version: string }).version;
+    version = (req(`${mod}/dist/version.js`) as { version: string }).version;
   } catch (e) {
-    return { ok: false, reason: `onnxruntime-node is not installed (${firstLine(e)})` };
+    return { ok: false, reason: `${mod} is not installed (${firstLine(e)})` };
   }
   if (!version.startsWith(`${PINNED_ORT_VERSION}.`) && !options.allowUntestedVersion) {
     return {
@@ -72,8 +75,8 @@ export function loadOrt(options: LoadOrtOptions = {}): LoadOrtResult {
     };
   }
   try {
-    ort = req('onnxruntime-node') as OrtModule;
-    bindingMod = req('onnxruntime-node/dist/binding.js');
+    ort = req(mod) as OrtModule;
+    bindingMod = req(`${mod}/dist/binding.js`);
     bindingMod.initOrt();
   } catch (e) {
     return { ok: false, reason: `onnxruntime-node ${version} failed to load (${firstLine(e)})` };
