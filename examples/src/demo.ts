@@ -18,7 +18,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatBackend, initBackend } from '@opensora/core';
+import { enableFastKernels, formatBackend, initBackend } from '@opensora/core';
 import { runCli, generate, loadModelStack, type GeneratedSample, type ModelStack } from '@opensora/cli';
 import { createScheduler } from '@opensora/scheduler';
 import { STDiT2 } from '@opensora/stdit';
@@ -89,7 +89,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const quick = o.quick ?? process.env.OPENSORA_DEMO_QUICK === '1';
   const work = path.resolve(o.workDir ?? process.env.OPENSORA_DEMO_DIR ?? path.join(repo, '.demo'));
   const samplesDir = path.resolve(o.samplesDir ?? process.env.OPENSORA_DEMO_SAMPLES ?? path.join(repo, 'samples'));
-  const steps = o.steps ?? (Number(process.env.OPENSORA_DEMO_STEPS) || (quick ? 4 : 600));
+  const steps = o.steps ?? (Number(process.env.OPENSORA_DEMO_STEPS) || (quick ? 4 : 1200));
   const nCheck = o.checkSamples ?? (quick ? 2 : 12);
   const seconds: Record<string, number> = {};
   rmSync(samplesDir, { recursive: true, force: true });
@@ -98,7 +98,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const all = timer();
 
   const info = await initBackend();
-  log(`backend: ${formatBackend(info)}`);
+  const accel = process.env.OPENSORA_ACCEL === 'none' ? null : enableFastKernels({ engine: 'onnxruntime' });
+  log(`backend: ${formatBackend(info)}; ${accel?.enabled ? `onnxruntime-node ${accel.version} kernels` : 'tfjs kernels'}`);
 
   // 1-2. data
   let t = timer();
@@ -132,10 +133,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   t = timer();
   const outputs = path.join(work, 'train');
   const scale = (f: number) => Math.max(2, Math.round(steps * f));
-  // The built-in VAE with 2x2 patches (12 channels, no compression) and a 96-wide model: a 2x2
-  // model patch then carries 48 latent values per token, which the hidden size must exceed for
-  // the model to be able to predict the noise at all (a 48-wide model on 4x4 VAE patches cannot).
-  const model = ['vae.patchSize=2', 'model.config.hiddenSize=96', 'model.config.numHeads=2', 'ckptEvery=1000000'];
+  const model = ['ckptEvery=1000000'];
   const pipeline = {
     name: 'demo',
     outputs,

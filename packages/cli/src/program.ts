@@ -38,6 +38,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     .description('OpenSora.ts: train and sample Open-Sora 1.1 (STDiT2) video diffusion models')
     .version('0.1.0')
     .option('--backend <name>', 'tensor backend: auto, tensorflow, wasm, cpu (default: OPENSORA_BACKEND or auto)')
+    .addOption(new Option('--accel <engine>', 'native matrix-product kernels for the wasm/cpu backends (default: OPENSORA_ACCEL or onnxruntime)').choices(['onnxruntime', 'none']))
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .exitOverride();

@@ -90,7 +90,7 @@ afterAll(() => {
 
 describe('opensora --help, --version and usage errors', () => {
   const commands: Array<{ argv: string[]; flags: string[] }> = [
-    { argv: [], flags: ['--version', '--backend', '--help'] },
+    { argv: [], flags: ['--version', '--backend', '--accel', '--help'] },
     { argv: ['doctor'], flags: ['--json'] },
     {
       argv: ['sample'],

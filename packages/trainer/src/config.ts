@@ -260,7 +260,9 @@ export const TINY_RESOLUTIONS: Readonly<Record<string, CustomResolution>> = Obje
 
 /** The tiny STDiT2 used by the CPU presets (caption channels and token count come from the text encoder). */
 export const TINY_MODEL_CONFIG = Object.freeze({
-  hiddenSize: 48,
+  // Wider than the 48 latent values a 2x2 patch of the built-in VAE (2x2 pixels, 12 channels)
+  // carries per token: a model narrower than its token cannot predict the noise, and samples stay noise.
+  hiddenSize: 96,
   depth: 2,
   numHeads: 2,
   patchSize: [1, 2, 2],
@@ -275,7 +277,7 @@ function tiny(name: string, extra: Partial<TrainConfigInput>): TrainConfigInput 
   return {
     name,
     model: { type: 'STDiT2', preset: null, config: { ...TINY_MODEL_CONFIG, patchSize: [1, 2, 2] }, fromPretrained: null, freeze: [] },
-    vae: { type: 'builtin', fromPretrained: null, microBatchSize: null, patchSize: 4 },
+    vae: { type: 'builtin', fromPretrained: null, microBatchSize: null, patchSize: 2 },
     textEncoder: { type: 'builtin', fromPretrained: null, modelMaxLength: 16, cacheDir: null },
     scheduler: { type: 'iddpm', timestepRespacing: '' },
     dataset: { type: 'VariableVideoTextDataset', dataPath: null, frameInterval: 1, transformName: 'resize_crop', prefetch: 2 },
@@ -295,7 +297,7 @@ function tiny(name: string, extra: Partial<TrainConfigInput>): TrainConfigInput 
     outputs: 'outputs',
     dtype: 'fp32',
     numWorkers: 0,
-    notes: ['tiny CPU preset: tiny resolutions, a 2-block STDiT2, builtin VAE and text encoder'],
+    notes: ['tiny CPU preset: tiny resolutions, a 2-block 96-wide STDiT2, builtin VAE (2x2 patches) and text encoder'],
     ...extra,
   };
 }

@@ -102,3 +102,10 @@ export function startWorker(args: string[], onEvent?: (e: Record<string, unknown
   run.done = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return run;
 }
+
+/**
+ * Overrides that make the tiny presets cheaper for tests of the training mechanics (resume,
+ * checkpoints, pipeline): a 48-wide model on 4x4 built-in VAE patches. Too narrow to learn to
+ * sample (its tokens carry 192 values), which these tests do not need.
+ */
+export const FAST = ['vae.patchSize=4', 'model.config.hiddenSize=48'];

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, createLogger } from '@opensora/core';
 import { runPipeline, resolvePipelineConfig, loadCheckpoint, disposeCheckpoint, readJsonl, PIPELINE_PRESETS, type PipelineConfigInput } from '../src/index.js';
-import { syntheticDataset, tmpDir } from './helpers.js';
+import { FAST, syntheticDataset, tmpDir } from './helpers.js';
 
 let csv: string;
 const dirs: string[] = [];
@@ -18,7 +18,7 @@ afterAll(() => {
 
 function tinyPipeline(outputs: string): PipelineConfigInput {
   const p = PIPELINE_PRESETS.tiny!();
-  return { ...p, outputs, data: csv, stages: p.stages.map((s) => ({ ...s, maxSteps: 3, overrides: ['logEvery=1'] })) };
+  return { ...p, outputs, data: csv, stages: p.stages.map((s) => ({ ...s, maxSteps: 3, overrides: ['logEvery=1', ...FAST] })) };
 }
 
 describe('multi-stage pipeline', () => {

@@ -8,10 +8,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, createLogger } from '@opensora/core';
 import { train, resolveTrainConfig, findLatestCheckpoint, readJsonl, type TrainResult } from '../src/index.js';
-import { syntheticDataset, tmpDir, readBits, diffBits, startWorker } from './helpers.js';
+import { FAST, syntheticDataset, tmpDir, readBits, diffBits, startWorker } from './helpers.js';
 
 const N = 12;
-const SETS = ['logEvery=4', 'keepLast=null'];
+const SETS = ['logEvery=4', 'keepLast=null', ...FAST];
 let csv: string;
 let reference: TrainResult;
 const dirs: string[] = [];

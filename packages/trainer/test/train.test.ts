@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf, createLogger } from '@opensora/core';
 import { train, resolveTrainConfig, createComponents, readJsonl, loadCheckpoint, disposeCheckpoint, TrainerError, type TrainComponents, type TrainConfig } from '../src/index.js';
-import { syntheticDataset, tmpDir, readBits, diffBits } from './helpers.js';
+import { FAST, syntheticDataset, tmpDir, readBits, diffBits } from './helpers.js';
 
 let csv: string;
 const quiet = createLogger({ name: 'test', level: 'error' });
@@ -22,7 +22,7 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const base = (extra: string[] = []): TrainConfig => resolveTrainConfig('tiny', ['logEvery=5', 'keepLast=null', ...extra]);
+const base = (extra: string[] = []): TrainConfig => resolveTrainConfig('tiny', ['logEvery=5', 'keepLast=null', ...FAST, ...extra]);
 
 describe('train (tiny preset on the synthetic dataset)', () => {
   it('the loss falls clearly over 40 steps with a fixed seed; logs, curve and checkpoints are written', async () => {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { initBackend, loadConfigFile, type BackendPreference } from '@opensora/core';
+import { loadConfigFile } from '@opensora/core';
+import { setupBackend, type GlobalFlags } from '../backend.js';
 import { getResolution, registerResolution, type CustomResolution } from '@opensora/bucket';
 import { TINY_RESOLUTIONS } from '@opensora/trainer';
 import { createScheduler } from '@opensora/scheduler';
@@ -127,7 +128,7 @@ export async function resolveSampleFlags(flags: SampleFlags): Promise<Required<P
   return { ...merged, saveDir: merged.saveDir ?? './samples', imageSizeHW, frames: frames ?? 16, fps, frameInterval };
 }
 
-export async function runSampleCommand(flags: Record<string, unknown>, global: { backend?: string }, io: CliIO): Promise<void> {
+export async function runSampleCommand(flags: Record<string, unknown>, global: GlobalFlags, io: CliIO): Promise<void> {
   const f = await resolveSampleFlags(flags as SampleFlags);
   let prompts = f.prompt ?? (f.promptPath ? readPrompts(f.promptPath) : undefined);
   if (!prompts || prompts.length === 0) throw new UsageError('no prompts: give --prompt TEXT... or --prompt-path FILE');
@@ -135,8 +136,7 @@ export async function runSampleCommand(flags: Record<string, unknown>, global: {
   if (f.maskStrategy && !f.referencePath) {
     io.stderr('opensora: warning: --mask-strategy without --reference-path is ignored (as in the reference)\n');
   }
-  const backend = await initBackend((global.backend as BackendPreference | undefined) ?? undefined);
-  io.stderr(`backend: ${backend.name}\n`);
+  await setupBackend(global, io);
   const stack = await loadModelStack({ model: f.model, vae: f.vae, textEncoder: f.textEncoder, seed: f.seed ?? 42 });
   const scheduler = createScheduler({
     type: f.scheduler ?? 'iddpm',

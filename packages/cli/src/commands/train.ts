@@ -1,4 +1,5 @@
-import { initBackend, loadConfigFile, type BackendPreference } from '@opensora/core';
+import { loadConfigFile } from '@opensora/core';
+import { setupBackend, type GlobalFlags } from '../backend.js';
 import { runPipeline, train, type PipelineConfigInput, type TrainConfigInput } from '@opensora/trainer';
 import type { CliIO } from '../program.js';
 import { EXIT, UsageError } from '../errors.js';
@@ -37,13 +38,12 @@ function extraOverrides(f: TrainFlags): string[] {
   return o;
 }
 
-export async function runTrainCommand(flags: Record<string, unknown>, global: { backend?: string }, io: CliIO): Promise<void> {
+export async function runTrainCommand(flags: Record<string, unknown>, global: GlobalFlags, io: CliIO): Promise<void> {
   const f = flags as TrainFlags;
   if (f.startFromScratch && !f.load) throw new UsageError('--start-from-scratch needs --load DIR');
   if (f.load && f.ckptPath) throw new UsageError('give --load (exact resume) or --ckpt-path (weights only), not both');
   const source = await configSource(f, 'training');
-  const backend = await initBackend((global.backend as BackendPreference | undefined) ?? undefined);
-  io.stderr(`backend: ${backend.name}\n`);
+  await setupBackend(global, io);
   const { resolveTrainConfig } = await import('@opensora/trainer');
   const config = resolveTrainConfig(source as string | TrainConfigInput, extraOverrides(f));
   const result = await train(config, {
@@ -63,7 +63,7 @@ export async function runTrainCommand(flags: Record<string, unknown>, global: { 
   if (result.stoppedBy === 'signal') process.exitCode = EXIT.INTERRUPTED;
 }
 
-export async function runPipelineCommand(flags: Record<string, unknown>, global: { backend?: string }, io: CliIO): Promise<void> {
+export async function runPipelineCommand(flags: Record<string, unknown>, global: GlobalFlags, io: CliIO): Promise<void> {
   const f = flags as TrainFlags;
   if (f.load || f.ckptPath || f.startFromScratch) {
     throw new UsageError('pipeline resumes by itself from its outputs folder; --load, --ckpt-path and --start-from-scratch are for `opensora train`');
@@ -95,8 +95,7 @@ export async function runPipelineCommand(flags: Record<string, unknown>, global:
       };
     }
   }
-  const backend = await initBackend((global.backend as BackendPreference | undefined) ?? undefined);
-  io.stderr(`backend: ${backend.name}\n`);
+  await setupBackend(global, io);
   const result = await runPipeline(source, {
     data: f.data,
     outputs: f.outputs,
