@@ -135,7 +135,7 @@ async function main() {
   line('forward (no grad)', fwd, FWD_GFLOP, REF_FORWARD_S);
   if (doTrain) line(checkpoint ? 'train step (ckpt, fwd+MSE+bwd)' : 'training step (fwd+MSE+bwd)', step, STEP_GFLOP, REF_STEP_S);
   if (!Number.isNaN(peak)) console.log(`peak tensor memory of a training step: ${(peak / 2 ** 30).toFixed(2)} GiB`);
-  if (checkpoint) console.log('(checkpointing recomputes each block: 568 GFLOP of work; the GFLOP/s above use the 426 GFLOP count)');
+  if (doTrain && checkpoint) console.log('(checkpointing recomputes each block: 568 GFLOP of work; the GFLOP/s above use the 426 GFLOP count)');
   console.log('ratio = our time / reference time (PyTorch 1.13 CPU, 2 threads; facts.md). Lower is better.');
   console.log(`CPU time (load-independent): ${cpuNote.join('; ')}`);
   model.dispose();

@@ -10,6 +10,25 @@ import { fusedAttention, fusedGatedResidual, fusedGeluTanh, fusedLayerNormModula
  * otherwise as the plain tfjs compositions below. Both compute the same maths in float32.
  */
 
+/**
+ * Plain-tfjs linear arranged for tfjs-wasm's fast path (plain 2-D matMul without transposes):
+ * forward x·(Wᵀ) with the small weight transposed explicitly; backward dx = dy·W (plain) and
+ * dW = (dyᵀ)·x (explicit transpose, then plain). tfjs's own gradient of x·Wᵀ would run
+ * transposed products, ~12x slower there.
+ */
+const linearPlain = tf.customGrad((...args: unknown[]) => {
+  const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, (t: tf.Tensor[]) => void];
+  save([x, w]);
+  return {
+    value: tf.matMul(x, tf.transpose(w)),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const d = (Array.isArray(dy) ? dy[0]! : dy) as tf.Tensor2D;
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(d, ws), tf.matMul(tf.transpose(d), xs)];
+    },
+  };
+}) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
 /** y = x·Wᵀ + b over the last axis; `w` is (out, in) or any shape whose trailing dims flatten to `in`. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const outDim = w.shape[0]!;
@@ -17,9 +36,15 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const lead = x.shape.slice(0, -1);
   const x2 = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
   const w2 = w.rank === 2 ? (w as tf.Tensor2D) : tf.reshape(w, [outDim, inDim]) as tf.Tensor2D;
-  // tf.fused.matMul (one kernel with the bias) only with the fast kernels: tfjs-wasm 4.22's own
-  // _FusedMatMul adds the bias wrongly when transposeB is set.
-  const y = b && fusedOpsAvailable() ? tf.fused.matMul({ a: x2, b: w2, transposeB: true, bias: b }) : b ? tf.add(tf.matMul(x2, w2, false, true), b) : tf.matMul(x2, w2, false, true);
+  let y: tf.Tensor;
+  if (fusedOpsAvailable()) {
+    // one native Gemm with the transposes and the bias (tfjs-wasm's own _FusedMatMul adds the
+    // bias wrongly when transposeB is set, so this form is only used with the fast kernels)
+    y = b ? tf.fused.matMul({ a: x2, b: w2, transposeB: true, bias: b }) : tf.matMul(x2, w2, false, true);
+  } else {
+    const xw = linearPlain(x2, w2);
+    y = b ? tf.add(xw, b) : xw;
+  }
   return x.rank === 2 ? y : tf.reshape(y, [...lead, outDim]);
 }
 
