@@ -11,7 +11,7 @@
  *
  * When onnxruntime-node is missing, of another version than 1.30.x, or fails its smoke test,
  * nothing is re-registered and `note` says why. `disableFastKernels()` restores the original
- * kernels.
+ * kernels. Call it after `initBackend()`: a backend's kernels must be loaded to be replaced.
  */
 import { tf } from '../backend.js';
 import { accessFor } from './access.js';
