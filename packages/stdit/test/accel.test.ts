@@ -177,6 +177,12 @@ describe('fast kernels (onnxruntime) behind the tfjs kernel interface', () => {
         };
         const plain = grads(false, false);
         const fast = grads(true, false);
+        // no tensor leaks with the fast kernels, plain or checkpointed
+        for (const ck of [false, true]) {
+          const before = tf.memory().numTensors;
+          tf.dispose(Object.values(grads(true, ck)));
+          expect(tf.memory().numTensors).toBe(before);
+        }
         const fastCk = grads(true, true);
         let worst = 0;
         for (const k of Object.keys(plain)) {
