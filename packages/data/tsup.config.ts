@@ -1,11 +1,5 @@
 import { defineConfig } from 'tsup';
+import { libraryBuild } from '../../tsup.shared.ts';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/reader-worker.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  shims: true,
-});
+// reader-worker: the piscina worker that decodes samples off the main thread.
+export default defineConfig(libraryBuild({ entry: ['src/index.ts', 'src/reader-worker.ts'] }));

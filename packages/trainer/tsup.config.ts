@@ -1,13 +1,6 @@
 import { defineConfig } from 'tsup';
+import { libraryBuild } from '../../tsup.shared.ts';
 
-export default defineConfig({
-  // index: the library; worker-entry: a training process (`node dist/worker-entry.js ...`)
-  // that a parent can signal or kill (used by the CLI and the resume tests).
-  entry: ['src/index.ts', 'src/worker-entry.ts'],
-  format: ['esm', 'cjs'],
-  dts: { entry: ['src/index.ts'] },
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  shims: true,
-});
+// index: the library; worker-entry: a training process (`node dist/worker-entry.js ...`)
+// that a parent can signal or kill (used by the CLI and the resume tests).
+export default defineConfig(libraryBuild({ entry: ['src/index.ts', 'src/worker-entry.ts'], dts: { entry: ['src/index.ts'] } }));

@@ -187,7 +187,9 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     c
       .argument('<csv>')
       .addOption(new Option('--scorer <name>', 'scorer').choices(['motion', 'sharpness', 'aesthetic', 'match']).default('motion'))
-      .option('--weights <file>', 'weights for model-based scorers')
+      .option('--clip <path>', 'CLIP weights for aesthetic/match (safetensors file or folder, Hugging Face key names)')
+      .option('--mlp <file>', 'aesthetic MLP weights (safetensors)')
+      .option('--tokenizer <file>', 'CLIP tokenizer.json for match (default: beside the CLIP weights)')
       .option('-o, --output <csv>', 'output CSV')
       .option('--workers <n>', 'parallel workers', int('workers')),
   );

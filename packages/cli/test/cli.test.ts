@@ -116,7 +116,7 @@ describe('opensora --help, --version and usage errors', () => {
       flags: ['--output', '--fmin', '--fmax', '--hwmin', '--aesmin', '--flowmin', '--matchmin', '--ocrmax', '--remove-empty-caption', '--lang', '--remove-missing', '--clean-caption', '--dedup', '--shuffle', '--seed', '--head'],
     },
     { argv: ['data', 'cut'], flags: ['--save-dir', '--output', '--threshold', '--min-scene-len', '--target-fps', '--shorter-size', '--min-seconds', '--max-seconds'] },
-    { argv: ['data', 'score'], flags: ['--scorer', '--weights', '--output', '--workers'] },
+    { argv: ['data', 'score'], flags: ['--scorer', '--clip', '--mlp', '--tokenizer', '--output', '--workers'] },
     { argv: ['data', 'caption'], flags: ['--endpoint', '--model', '--api-key', '--output', '--concurrency'] },
     { argv: ['data', 'merge'], flags: ['--output', '--intersection'] },
     { argv: ['data', 'split'], flags: ['--num', '--shuffle', '--seed'] },

@@ -148,7 +148,7 @@ describe('opensora data score', () => {
     for (const x of rows) expect(x.sharpness as number).toBeGreaterThan(0);
   });
 
-  it('rejects an unknown scorer and an unavailable one', async () => {
+  it('rejects an unknown scorer and a model-based scorer without its weights', async () => {
     const a = await cli(['data', 'score', csv, '--scorer', 'nope']);
     expect(a.code).toBe(2);
     expectOneLineError(a.stderr);

@@ -5,6 +5,7 @@
  * Rows that fail (unreadable media, a failed request) are reported on stderr and left out or left
  * empty; they do not end the run, except when every row of a scoring or captioning run fails.
  */
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { OpenSoraError, createLogger, createProgress, type Progress } from '@opensora/core';
 import {
@@ -15,6 +16,9 @@ import {
   datautilOutputPath,
   detectScenesInRows,
   flowScorer,
+  aestheticScorer,
+  matchScorer,
+  tokenizerFromFile,
   formatStatsTable,
   inputStem,
   intersectRows,
@@ -212,22 +216,33 @@ function failIfAllFailed(code: string, what: string, attempted: number, errors: 
   }
 }
 
-function makeScorer(name: string): Scorer {
+function makeScorer(name: string, opts: Opts): Scorer {
+  const clip = str(opts, 'clip');
   switch (name) {
     case 'motion':
       return flowScorer();
     case 'sharpness':
       return sharpnessScorer();
-    case 'aesthetic':
-    case 'match':
-      throw new UsageError(`--scorer ${name}: @opensora/data does not provide the CLIP-based '${name}' scorer yet; use motion or sharpness`);
+    case 'aesthetic': {
+      const mlp = str(opts, 'mlp');
+      if (!clip || !mlp) throw new UsageError('--scorer aesthetic needs --clip (CLIP weights: a safetensors file or folder) and --mlp (the aesthetic MLP safetensors)');
+      return aestheticScorer({ clip, mlp });
+    }
+    case 'match': {
+      if (!clip) throw new UsageError('--scorer match needs --clip (CLIP weights: a safetensors file or folder) and a tokenizer (--tokenizer, default <clip folder>/tokenizer.json)');
+      const dir = existsSync(clip) && statSync(clip).isDirectory() ? clip : path.dirname(clip);
+      const tokenizer = str(opts, 'tokenizer') ?? path.join(dir, 'tokenizer.json');
+      if (!existsSync(tokenizer)) throw new UsageError(`--scorer match: tokenizer ${tokenizer} not found (pass --tokenizer FILE)`);
+      const config = path.join(path.dirname(tokenizer), 'tokenizer_config.json');
+      return matchScorer({ clip, tokenize: tokenizerFromFile(tokenizer, existsSync(config) ? config : undefined) });
+    }
     default:
       throw new UsageError(`unknown scorer '${name}' (motion, sharpness, aesthetic, match)`);
   }
 }
 
 async function runScore(csv: string, opts: Opts, io: CliIO): Promise<void> {
-  const scorer = makeScorer(str(opts, 'scorer') ?? 'motion');
+  const scorer = makeScorer(str(opts, 'scorer') ?? 'motion', opts);
   const output = path.resolve(str(opts, 'output') ?? defaultOutput(csv, `_${scorer.column}`));
   checkNotInput(output, csv);
   const p = progressReporter(io, `score ${scorer.name}`);
