@@ -216,6 +216,9 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       .requiredOption('--out <dir>', 'output folder')
       .option('--videos <n>', 'number of clips', int('videos'))
       .option('--images <n>', 'number of images', int('images'))
+      .option('--colors <names...>', 'restrict the colours (default: all of red green blue yellow purple orange white black cyan pink)')
+      .option('--shapes <names...>', 'restrict the shapes (default: circle square triangle diamond)')
+      .option('--directions <names...>', 'restrict the motion directions (default: left right up down)')
       .option('--seed <n>', 'seed', int('seed')),
   );
 

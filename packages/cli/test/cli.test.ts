@@ -121,7 +121,7 @@ describe('opensora --help, --version and usage errors', () => {
     { argv: ['data', 'merge'], flags: ['--output', '--intersection'] },
     { argv: ['data', 'split'], flags: ['--num', '--shuffle', '--seed'] },
     { argv: ['data', 'stats'], flags: ['--png'] },
-    { argv: ['data', 'synth'], flags: ['--out', '--videos', '--images', '--seed'] },
+    { argv: ['data', 'synth'], flags: ['--colors', '--shapes', '--directions', '--out', '--videos', '--images', '--seed'] },
     { argv: ['bucket'], flags: [] },
     { argv: ['bucket', 'stats'], flags: ['--bucket-config', '--preset', '--frame-interval', '--seed', '--num-replicas', '--png'] },
   ];
@@ -398,7 +398,7 @@ describe('opensora sample', () => {
     expectUsageError(await sample('e', '-p', 'x', '--resolution', '240p', '--aspect-ratio', '7:3'), /has no aspect ratio 2\.33/);
     expectUsageError(await sample('e', '-p', 'x', '--resolution', '9000p'), /unknown resolution '9000p'/);
     expectUsageError(await sample('e', '--prompt-path', path.join(dir, 'none.txt'), '--image-size', '32', '32'), /cannot read prompt file/);
-    expectUsageError(await sample('e', '-p', 'x', '--image-size', '30', '30', '--num-frames', '1'), /not divisible/);
+    expectUsageError(await sample('e', '-p', 'x', '--image-size', '31', '31', '--num-frames', '1'), /not divisible/);
     const missingRef = path.join(dir, 'missing.png');
     expectUsageError(await sample('e', '-p', 'x', '--image-size', '32', '32', '--num-frames', '8', '--reference-path', missingRef, '--mask-strategy', '0'), /missing\.png: no such file/);
     expectUsageError(await sample('e', '-p', 'x', '--image-size', '32', '32', '--num-frames', '8', '--reference-path', refImage, '--mask-strategy', '0,0,x'), /group 1 of 1 .*not an integer/);

@@ -30,6 +30,12 @@ import {
   runScorer,
   sharpnessScorer,
   synthesizeDataset,
+  SYNTH_COLOR_NAMES,
+  SYNTH_SHAPES,
+  SYNTH_DIRECTION_NAMES,
+  type SynthColor,
+  type SynthShape,
+  type SynthDirection,
   writeDatasetCsv,
   writeStatsPng,
   type DatautilOptions,
@@ -322,7 +328,22 @@ async function runSynth(opts: Opts, io: CliIO): Promise<void> {
   const numVideos = nonNegative(opts, 'videos', 'videos');
   const numImages = nonNegative(opts, 'images', 'images');
   if ((numVideos ?? 12) + (numImages ?? 4) === 0) throw new UsageError('data synth: --videos and --images are both 0; nothing to generate');
-  const r = await synthesizeDataset({ outDir: out, numVideos, numImages, seed: num(opts, 'seed') });
+  const vocab = (key: string, all: readonly string[]): string[] | undefined => {
+    const v = opts[key] as string[] | undefined;
+    if (!v) return undefined;
+    const bad = v.filter((x) => !all.includes(x));
+    if (bad.length) throw new UsageError(`data synth: unknown --${key} ${bad.join(', ')} (use ${all.join(', ')})`);
+    return v;
+  };
+  const r = await synthesizeDataset({
+    outDir: out,
+    numVideos,
+    numImages,
+    seed: num(opts, 'seed'),
+    colors: vocab('colors', SYNTH_COLOR_NAMES) as SynthColor[] | undefined,
+    shapes: vocab('shapes', SYNTH_SHAPES) as SynthShape[] | undefined,
+    directions: vocab('directions', SYNTH_DIRECTION_NAMES) as SynthDirection[] | undefined,
+  });
   const videos = r.items.filter((i) => i.kind === 'video').length;
   const cuts = r.items.filter((i) => i.cuts.length > 0).length;
   io.stdout(`generated ${videos} video(s) (${cuts} with hard cuts) and ${r.items.length - videos} image(s) in ${path.resolve(out)}\n`);
