@@ -93,7 +93,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const quick = o.quick ?? process.env.OPENSORA_DEMO_QUICK === '1';
   const work = path.resolve(o.workDir ?? process.env.OPENSORA_DEMO_DIR ?? path.join(repo, '.demo'));
   const samplesDir = path.resolve(o.samplesDir ?? process.env.OPENSORA_DEMO_SAMPLES ?? path.join(repo, 'samples'));
-  const steps = o.steps ?? (Number(process.env.OPENSORA_DEMO_STEPS) || (quick ? 4 : 3000));
+  const steps = o.steps ?? (Number(process.env.OPENSORA_DEMO_STEPS) || (quick ? 4 : 2000));
   const nCheck = o.checkSamples ?? (quick ? 2 : 12);
   const seconds: Record<string, number> = {};
   rmSync(samplesDir, { recursive: true, force: true });
