@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { z, validateConfig, applyOverrides, loadConfigFile, ConfigError } from '@opensora/core';
+import { MASK_TYPES } from '@opensora/mask';
 
 /** A bucket cell: `[keepProb, batchSize | null]` (the reference's tuple, `null` for `None`). */
 export const BucketCellSchema = z.tuple([z.number().min(0).max(1), z.number().int().positive().nullable()]);
@@ -20,17 +21,6 @@ export const CustomResolutionSchema = z.strictObject({
 });
 export type CustomResolution = z.output<typeof CustomResolutionSchema>;
 
-export const MASK_TYPES = [
-  'mask_no',
-  'mask_quarter_random',
-  'mask_quarter_head',
-  'mask_quarter_tail',
-  'mask_quarter_head_tail',
-  'mask_image_random',
-  'mask_image_head',
-  'mask_image_tail',
-  'mask_image_head_tail',
-] as const;
 
 export const MaskRatiosSchema = z
   .partialRecord(z.enum(MASK_TYPES), z.number().min(0).max(1))
