@@ -9,13 +9,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import pLimit from 'p-limit';
 import { glob } from 'tinyglobby';
 import { Rng } from '@opensora/core';
 import { columnsOf, readDatasetCsv, rebaseRows, resolveRowPath, writeDatasetCsv, TRAIN_COLUMNS, type DatasetRow } from './csv.js';
-import { DataError, errorLine } from './errors.js';
+import { DataError } from './errors.js';
 import { isUrl, probeMedia, type ProbeOptions } from './media.js';
 import type { RowError } from './scenes.js';
+import { mapRowsReportingErrors } from './rows.js';
 import { CMOTION_SENTENCES, approxTokenCount, cleanCaption, hasUrl, isEnglish, refineLlmCaption } from './text.js';
 
 export interface InfoOptions extends ProbeOptions {
@@ -30,34 +30,22 @@ export interface InfoOptions extends ProbeOptions {
  */
 export async function probeRows(rows: readonly DatasetRow[], options: InfoOptions = {}): Promise<{ rows: DatasetRow[]; errors: RowError[] }> {
   const root = options.root ?? process.cwd();
-  const limit = pLimit(options.concurrency ?? 8);
-  const errors: RowError[] = [];
-  let done = 0;
-  const out = await Promise.all(
-    rows.map((row, i) =>
-      limit(async () => {
-        try {
-          const info = await probeMedia(resolveRowPath(row.path, root), options);
-          return {
-            ...row,
-            num_frames: info.numFrames,
-            height: info.height,
-            width: info.width,
-            aspect_ratio: info.aspectRatio,
-            fps: info.kind === 'video' ? info.fps : undefined,
-            resolution: info.resolution,
-          } as DatasetRow;
-        } catch (e) {
-          errors.push({ row: i, path: row.path, error: errorLine(e) });
-          return null;
-        } finally {
-          options.onProgress?.(++done, rows.length);
-        }
-      }),
-    ),
+  return mapRowsReportingErrors(
+    rows,
+    async (row) => {
+      const info = await probeMedia(resolveRowPath(row.path, root), options);
+      return {
+        ...row,
+        num_frames: info.numFrames,
+        height: info.height,
+        width: info.width,
+        aspect_ratio: info.aspectRatio,
+        fps: info.kind === 'video' ? info.fps : undefined,
+        resolution: info.resolution,
+      } as DatasetRow;
+    },
+    { concurrency: options.concurrency ?? 8, onProgress: options.onProgress },
   );
-  errors.sort((a, b) => a.row - b.row);
-  return { rows: out.filter((r): r is DatasetRow => r !== null), errors };
 }
 
 /** `--difference`: drop rows whose path is in `other`. */

@@ -7,10 +7,10 @@
  * since the last cut is at least `minSceneLen` (15) frames. Frames are downscaled the way the
  * reference's auto-downscale does (integer factor `width // 256`), here by ffmpeg's bilinear scaler.
  */
-import pLimit from 'p-limit';
 import { decodeFrames, type DecodeOptions } from './decode.js';
 import { resolveRowPath, type DatasetRow } from './csv.js';
-import { DataError, MediaError, errorLine } from './errors.js';
+import { mapRowsReportingErrors } from './rows.js';
+import { DataError, MediaError } from './errors.js';
 import { mediaKind, probeMedia } from './media.js';
 
 export interface SceneDetectOptions extends DecodeOptions {
@@ -199,31 +199,19 @@ export interface SceneDetectRowsOptions extends SceneDetectOptions {
  */
 export async function detectScenesInRows(rows: readonly DatasetRow[], options: SceneDetectRowsOptions = {}): Promise<{ rows: DatasetRow[]; errors: RowError[] }> {
   const root = options.root ?? process.cwd();
-  const limit = pLimit(options.concurrency ?? 2);
-  const errors: RowError[] = [];
-  let done = 0;
-  const out = await Promise.all(
-    rows.map((row, i) =>
-      limit(async () => {
-        const file = resolveRowPath(row.path, root);
-        try {
-          if (mediaKind(file) === 'image') return row;
-          const r = await detectScenes(file, {
-            ...options,
-            fps: row.fps && row.fps > 0 ? row.fps : undefined,
-            nativeWidth: row.width || undefined,
-            nativeHeight: row.height || undefined,
-          });
-          return { ...row, timestamp: formatTimestampColumn(r.timestamps) };
-        } catch (e) {
-          errors.push({ row: i, path: row.path, error: errorLine(e) });
-          return null;
-        } finally {
-          options.onProgress?.(++done, rows.length);
-        }
-      }),
-    ),
+  return mapRowsReportingErrors(
+    rows,
+    async (row) => {
+      const file = resolveRowPath(row.path, root);
+      if (mediaKind(file) === 'image') return row;
+      const r = await detectScenes(file, {
+        ...options,
+        fps: row.fps && row.fps > 0 ? row.fps : undefined,
+        nativeWidth: row.width || undefined,
+        nativeHeight: row.height || undefined,
+      });
+      return { ...row, timestamp: formatTimestampColumn(r.timestamps) };
+    },
+    { concurrency: options.concurrency ?? 2, onProgress: options.onProgress },
   );
-  errors.sort((a, b) => a.row - b.row);
-  return { rows: out.filter((r): r is DatasetRow => r !== null), errors };
 }

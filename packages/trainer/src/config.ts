@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { z, validateConfig, applyOverrides, loadConfigFile, ConfigError } from '@opensora/core';
-import { MASK_TYPES } from '@opensora/mask';
+import { DEFAULT_MASK_RATIOS, MASK_TYPES } from '@opensora/mask';
 
 /** A bucket cell: `[keepProb, batchSize | null]` (the reference's tuple, `null` for `None`). */
 export const BucketCellSchema = z.tuple([z.number().min(0).max(1), z.number().int().positive().nullable()]);
@@ -136,18 +136,8 @@ export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 // ---------------------------------------------------------------------------------------------
 // presets
 
-/** `mask_ratios` of stage1/2/3 (data.md 5.4), in the reference's order. */
-export const STAGE_MASK_RATIOS = Object.freeze({
-  mask_no: 0.75,
-  mask_quarter_random: 0.025,
-  mask_quarter_head: 0.025,
-  mask_quarter_tail: 0.025,
-  mask_quarter_head_tail: 0.05,
-  mask_image_random: 0.025,
-  mask_image_head: 0.025,
-  mask_image_tail: 0.025,
-  mask_image_head_tail: 0.05,
-});
+/** `mask_ratios` of stage1/2/3 (data.md 5.4), in the reference's order: the mask package's defaults. */
+export const STAGE_MASK_RATIOS = DEFAULT_MASK_RATIOS;
 
 type Cell = [number, number | null];
 type Table = Record<string, Record<string, Cell>>;
