@@ -3,21 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/program.js';
+import { cli, expectOneLineError } from './helpers.js';
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { stdout: (s) => out.push(s), stderr: (s) => err.push(s) });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
-function expectOneLineError(stderr: string): void {
-  const lines = stderr.trim().split('\n');
-  expect(lines[0]).toMatch(/error/i);
-  expect(lines.length).toBeLessThanOrEqual(2); // commander adds "(run with --help for usage)"
-  expect(stderr).not.toMatch(/^\s+at /m);
-}
 
 function writeCsv(file: string, groups: Array<[count: number, numFrames: number, height: number, width: number]>): string {
   const lines = ['path,num_frames,height,width'];

@@ -9,20 +9,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrames, probeMedia, synthesizeDataset, type DatasetRow } from '@opensora/data';
-import { runCli } from '../src/program.js';
+import { cli, type Run } from './helpers.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function cli(args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, { stdout: (s) => out.push(s), stderr: (s) => err.push(s) });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 /** Exit 2 with one error line (commander may add "(run with --help for usage)"), no stack trace. */
 function expectUsageError(r: Run, pattern: RegExp): void {

@@ -4,6 +4,7 @@
  * `components.ts`); anything else with the same shape plugs in too.
  */
 import type { tf, Rng } from '@opensora/core';
+import type { Sample } from '@opensora/data';
 
 /** The model inputs (STDiT2's forward argument). */
 export interface ModelInputs {
@@ -59,20 +60,11 @@ export interface TrainScheduler {
   sampleTimesteps(batchSize: number, rng: Rng): Int32Array | tf.Tensor;
 }
 
-/** One sample as the reader returns it. */
-export interface TrainSample {
-  /** [C, T, H, W] row-major, in [-1, 1]. */
-  video: Float32Array;
-  shape: [number, number, number, number];
-  text: string;
-  numFrames: number;
-  height: number;
-  width: number;
-  ar: number;
-  fps: number;
+/** One sample as the reader returns it: @opensora/data's `Sample` fields the loop uses. */
+export type TrainSample = Pick<Sample, 'video' | 'shape' | 'text' | 'numFrames' | 'height' | 'width' | 'ar' | 'fps'> & {
   /** The file actually read (a bad file may have been replaced by another sample of the bucket). */
   path?: string;
-}
+};
 
 export interface TrainReader {
   /** `bucket` ('res/T/ar') lets a reader replace a bad file by another sample of the same bucket. */
