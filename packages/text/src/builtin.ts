@@ -13,12 +13,25 @@ export interface BuiltinTextEncoderOptions {
   seed?: number | string;
   /** Weight of the sinusoidal position signal added to each word vector (default 0.5). */
   positionScale?: number;
+  /**
+   * Weight of the neighbour signal (default 0.5): each token also carries a vector for the word
+   * before it and one for the word after it, so that a single cross-attention hop can tell
+   * "red square" from "red background". 0 gives a plain bag of positioned words.
+   */
+  contextScale?: number;
+  /**
+   * Weight of the sentence signal (default 1): every token also carries the normalised sum of the
+   * caption's word-pair vectors, the way each token of a real encoder carries the whole sentence,
+   * so that whichever token a model attends to tells it which colour goes with which noun.
+   */
+  sentenceScale?: number;
 }
 
-const VERSION = 1;
+const VERSION = 2;
 const PAD_ID = 0;
 const EOS_ID = 1;
 const EOS_KEY = '\u0000</s>'; // cannot collide with a word: words are letters, marks and digits only
+const BOS_KEY = '\u0000<s>'; // the "previous word" of the first token
 const WORD_RE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]|[\p{L}\p{M}\p{N}]+/gu;
 const MAX_CACHED_WORDS = 50_000;
 
@@ -29,10 +42,16 @@ const MAX_CACHED_WORDS = 50_000;
  * own); punctuation and spaces only separate words. An EOS token is appended and the row padded to
  * `modelMaxLength`, with T5's truncation (L - 1 words + EOS) and mask semantics.
  *
- * Embedding of the word w at position p: `u(w) + positionScale * PE(p)`, where u(w) is a vector of C
- * independent uniform values in [-sqrt 3, sqrt 3] (unit variance) drawn from `Rng` seeded by
- * (seed, w) and PE is the sinusoidal position code (sin on even channels, cos on odd ones, periods
- * 10000^(2i/C)). Padding positions are zero. The result depends only on the seed, C, L and the text:
+ * Embedding of the token w_p at position p:
+ *
+ *     u(w_p) + contextScale * (before(w_{p-1}) + after(w_{p+1})) + positionScale * PE(p)
+ *
+ * where u, before and after are three unrelated tables of word vectors (C independent uniform
+ * values in [-sqrt 3, sqrt 3], unit variance, drawn from `Rng` seeded by (seed, role, w)), w_{-1} is
+ * a begin-of-text key, the EOS token has no word after it, and PE is the sinusoidal position code
+ * (sin on even channels, cos on odd ones, periods 10000^(2i/C)). Padding positions are zero. The
+ * neighbour terms stand in for the context a real encoder mixes into each token: without them a
+ * model that attends to the tokens once cannot tell which noun a colour word belongs to. The result depends only on the seed, C, L and the text:
  * the same in every process and on every machine (integer hashing and IEEE arithmetic only, plus
  * V8's deterministic Math.sin/cos for PE).
  *
@@ -45,6 +64,8 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
   readonly modelMaxLength: number;
   readonly seed: number | string;
   readonly positionScale: number;
+  readonly contextScale: number;
+  readonly sentenceScale: number;
   readonly id: string;
   private readonly words = new Map<string, Float32Array>();
   private readonly pe: Float32Array;
@@ -57,7 +78,11 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
     this.seed = options.seed ?? 0;
     this.positionScale = options.positionScale ?? 0.5;
     if (!Number.isFinite(this.positionScale)) throw new InvalidArgumentError('BuiltinTextEncoder: positionScale must be finite');
-    this.id = `builtin:v${VERSION}:seed=${String(this.seed)}:C${C}:L${this.modelMaxLength}:pos${this.positionScale}`;
+    this.contextScale = options.contextScale ?? 0.5;
+    if (!Number.isFinite(this.contextScale)) throw new InvalidArgumentError('BuiltinTextEncoder: contextScale must be finite');
+    this.sentenceScale = options.sentenceScale ?? 1;
+    if (!Number.isFinite(this.sentenceScale)) throw new InvalidArgumentError('BuiltinTextEncoder: sentenceScale must be finite');
+    this.id = `builtin:v${VERSION}:seed=${String(this.seed)}:C${C}:L${this.modelMaxLength}:pos${this.positionScale}:ctx${this.contextScale}:sent${this.sentenceScale}`;
     this.pe = sinusoidalPositions(this.modelMaxLength, C);
   }
 
@@ -71,16 +96,21 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
     return Math.max(2, hash32(`builtin-text:${String(this.seed)}`, word) >>> 1);
   }
 
-  /** u(w): the word's fixed vector (C unit-variance uniform values). */
-  wordVector(word: string): Float32Array {
-    let v = this.words.get(word);
+  /**
+   * The word's fixed vector (C unit-variance uniform values) in one of three roles: 'word' is u(w),
+   * 'before' the vector a token gets when w precedes it, 'after' when w follows it, 'pair' the
+   * vector of a word pair (`w` is the two words joined by a space) in the sentence signal.
+   */
+  wordVector(word: string, role: 'word' | 'before' | 'after' | 'pair' = 'word'): Float32Array {
+    const key = role === 'word' ? word : `${role}\u0000${word}`;
+    let v = this.words.get(key);
     if (v) return v;
-    const rng = new Rng(`opensora-builtin-text:v${VERSION}:${String(this.seed)}:${word}`);
+    const rng = new Rng(role === 'word' ? `opensora-builtin-text:v1:${String(this.seed)}:${word}` : `opensora-builtin-text:${role}:${String(this.seed)}:${word}`);
     v = new Float32Array(this.captionChannels);
     const a = Math.sqrt(3);
     for (let i = 0; i < v.length; i++) v[i] = (2 * rng.random() - 1) * a;
     if (this.words.size >= MAX_CACHED_WORDS) this.words.clear();
-    this.words.set(word, v);
+    this.words.set(key, v);
     return v;
   }
 
@@ -102,17 +132,46 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
     const C = this.captionChannels;
     const out = new Float32Array(B * L * C);
     const s = this.positionScale;
+    const k = this.contextScale;
     for (let b = 0; b < B; b++) {
       const n = batch.lengths[b]!;
+      const tokens = [...words[b]!.slice(0, n - 1), EOS_KEY];
+      const sentence = this.sentenceVector(tokens.slice(0, n - 1));
       for (let p = 0; p < n; p++) {
-        const w = p === n - 1 ? EOS_KEY : words[b]![p]!;
-        const u = this.wordVector(w);
+        const u = this.wordVector(tokens[p]!);
         const off = (b * L + p) * C;
         const po = p * C;
         for (let c = 0; c < C; c++) out[off + c] = u[c]! + s * this.pe[po + c]!;
+        if (k !== 0) {
+          const before = this.wordVector(p === 0 ? BOS_KEY : tokens[p - 1]!, 'before');
+          for (let c = 0; c < C; c++) out[off + c] += k * before[c]!;
+          if (p + 1 < n) {
+            const after = this.wordVector(tokens[p + 1]!, 'after');
+            for (let c = 0; c < C; c++) out[off + c] += k * after[c]!;
+          }
+        }
+        if (sentence) for (let c = 0; c < C; c++) out[off + c] += sentence[c]!;
       }
     }
     return { embeddings: tf.tensor4d(out, [B, 1, L, C]), mask: tf.tensor2d(batch.mask, [B, L], 'int32') };
+  }
+
+  /**
+   * sentenceScale * (sum of the pair vectors of (BOS, w_0), (w_0, w_1), ..., (w_last, EOS)) / sqrt(pairs),
+   * or null when the scale is 0.
+   */
+  private sentenceVector(words: string[]): Float32Array | null {
+    if (this.sentenceScale === 0) return null;
+    const C = this.captionChannels;
+    const seq = [BOS_KEY, ...words, EOS_KEY];
+    const out = new Float32Array(C);
+    for (let i = 0; i + 1 < seq.length; i++) {
+      const v = this.wordVector(`${seq[i]} ${seq[i + 1]}`, 'pair');
+      for (let c = 0; c < C; c++) out[c] += v[c]!;
+    }
+    const f = this.sentenceScale / Math.sqrt(seq.length - 1);
+    for (let c = 0; c < C; c++) out[c] *= f;
+    return out;
   }
 
   dispose(): void {

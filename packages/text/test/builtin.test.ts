@@ -30,7 +30,7 @@ function vocabulary(n: number): string[] {
 
 describe('BuiltinTextEncoder', () => {
   it('gives [B,1,L,C] embeddings and T5-style masks (words + EOS, right padding)', () => {
-    const enc = new BuiltinTextEncoder({ captionChannels: 32, modelMaxLength: 10 });
+    const enc = new BuiltinTextEncoder({ captionChannels: 32, modelMaxLength: 10, contextScale: 0, sentenceScale: 0 });
     expect(enc.captionChannels).toBe(32);
     expect(enc.modelMaxLength).toBe(10);
     const out = enc.encode(['A red ball.', '', 'one two three four five six seven eight nine ten eleven']);
@@ -51,6 +51,44 @@ describe('BuiltinTextEncoder', () => {
     for (let c = 0; c < 32; c++) expect(e[0]![0]![3]![c]! - 0.5 * pe[3 * 32 + c]!).toBeCloseTo(e[1]![0]![0]![c]! - 0.5 * pe[c]!, 5);
     out.embeddings.dispose();
     out.mask.dispose();
+  });
+
+  it('adds the neighbours and the sentence to every token', () => {
+    const C = 16;
+    const enc = new BuiltinTextEncoder({ captionChannels: C, modelMaxLength: 8 });
+    expect(enc.contextScale).toBe(0.5);
+    expect(enc.sentenceScale).toBe(1);
+    expect(enc.id).toContain(':ctx0.5:sent1');
+    const out = enc.encode(['red ball']);
+    const e = out.embeddings.dataSync();
+    const pe = sinusoidalPositions(8, C);
+    const w = (x: string, r?: 'before' | 'after' | 'pair') => enc.wordVector(x, r);
+    const BOS = '\u0000<s>';
+    const EOS = '\u0000</s>';
+    // sentence = (pair(BOS red) + pair(red ball) + pair(ball EOS)) / sqrt 3, on every token
+    const sent = (c: number) => (w(`${BOS} red`, 'pair')[c]! + w('red ball', 'pair')[c]! + w(`ball ${EOS}`, 'pair')[c]!) / Math.sqrt(3);
+    for (let c = 0; c < C; c++) {
+      // token 0 "red": u(red) + 0.5 (before(BOS) + after(ball)) + 0.5 PE(0) + sentence
+      expect(e[c]).toBeCloseTo(w('red')[c]! + 0.5 * (w(BOS, 'before')[c]! + w('ball', 'after')[c]!) + 0.5 * pe[c]! + sent(c), 5);
+      // token 2 EOS: nothing after it
+      expect(e[2 * C + c]).toBeCloseTo(w(EOS)[c]! + 0.5 * w('ball', 'before')[c]! + 0.5 * pe[2 * C + c]! + sent(c), 5);
+    }
+    // the three roles of a word are unrelated vectors
+    expect(Array.from(w('red'))).not.toEqual(Array.from(w('red', 'before')));
+    expect(Array.from(w('red', 'after'))).not.toEqual(Array.from(w('red', 'before')));
+    // "red ball, blue box" and "blue ball, red box": the same words, different bindings, different sentence vectors
+    const a = enc.encode(['a red ball and a blue box']).embeddings.dataSync();
+    const b = enc.encode(['a blue ball and a red box']).embeddings.dataSync();
+    let d = 0;
+    for (let c = 0; c < C; c++) d = Math.max(d, Math.abs(a[7 * C + c]! - b[7 * C + c]!)); // the EOS tokens differ only through the sentence
+    expect(d).toBeGreaterThan(0.3);
+    out.embeddings.dispose();
+    out.mask.dispose();
+  });
+
+  it('rejects non-finite scales', () => {
+    expect(() => new BuiltinTextEncoder({ contextScale: NaN })).toThrow(/contextScale/);
+    expect(() => new BuiltinTextEncoder({ sentenceScale: Infinity })).toThrow(/sentenceScale/);
   });
 
   it('tokenizes on letters and digits, case- and punctuation-insensitively', () => {
