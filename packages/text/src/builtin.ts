@@ -28,6 +28,8 @@ export interface BuiltinTextEncoderOptions {
 }
 
 const VERSION = 2;
+/** Seed tag of the u(w) table: unchanged since v1, so that a word's own vector stays the same. */
+const WORD_TABLE_TAG = 'v1';
 const PAD_ID = 0;
 const EOS_ID = 1;
 const EOS_KEY = '\u0000</s>'; // cannot collide with a word: words are letters, marks and digits only
@@ -44,15 +46,18 @@ const MAX_CACHED_WORDS = 50_000;
  *
  * Embedding of the token w_p at position p:
  *
- *     u(w_p) + contextScale * (before(w_{p-1}) + after(w_{p+1})) + positionScale * PE(p)
+ *     u(w_p) + contextScale * (before(w_{p-1}) + after(w_{p+1})) + positionScale * PE(p) + S
  *
  * where u, before and after are three unrelated tables of word vectors (C independent uniform
  * values in [-sqrt 3, sqrt 3], unit variance, drawn from `Rng` seeded by (seed, role, w)), w_{-1} is
  * a begin-of-text key, the EOS token has no word after it, and PE is the sinusoidal position code
- * (sin on even channels, cos on odd ones, periods 10000^(2i/C)). Padding positions are zero. The
- * neighbour terms stand in for the context a real encoder mixes into each token: without them a
- * model that attends to the tokens once cannot tell which noun a colour word belongs to. The result depends only on the seed, C, L and the text:
- * the same in every process and on every machine (integer hashing and IEEE arithmetic only, plus
+ * (sin on even channels, cos on odd ones, periods 10000^(2i/C)). S, the same on every token of a
+ * caption, is sentenceScale times the normalised sum of the caption's word-pair vectors
+ * ((BOS, w_0), ..., (w_last, EOS)). Padding positions are zero. The neighbour and sentence terms
+ * stand in for the context a real encoder mixes into each token: without them a model that attends
+ * to the tokens once cannot tell which noun a colour word belongs to.
+ *
+ * The result depends only on the seed, C, L, the scales and the text: the same in every process and on every machine (integer hashing and IEEE arithmetic only, plus
  * V8's deterministic Math.sin/cos for PE).
  *
  * What it is not: a language model. It knows nothing about meaning, synonyms or word order beyond
@@ -76,12 +81,9 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
     this.captionChannels = C;
     this.modelMaxLength = checkMaxLength(options.modelMaxLength ?? DEFAULT_MODEL_MAX_LENGTH, 'BuiltinTextEncoder');
     this.seed = options.seed ?? 0;
-    this.positionScale = options.positionScale ?? 0.5;
-    if (!Number.isFinite(this.positionScale)) throw new InvalidArgumentError('BuiltinTextEncoder: positionScale must be finite');
-    this.contextScale = options.contextScale ?? 0.5;
-    if (!Number.isFinite(this.contextScale)) throw new InvalidArgumentError('BuiltinTextEncoder: contextScale must be finite');
-    this.sentenceScale = options.sentenceScale ?? 1;
-    if (!Number.isFinite(this.sentenceScale)) throw new InvalidArgumentError('BuiltinTextEncoder: sentenceScale must be finite');
+    this.positionScale = finiteScale(options.positionScale, 0.5, 'positionScale');
+    this.contextScale = finiteScale(options.contextScale, 0.5, 'contextScale');
+    this.sentenceScale = finiteScale(options.sentenceScale, 1, 'sentenceScale');
     this.id = `builtin:v${VERSION}:seed=${String(this.seed)}:C${C}:L${this.modelMaxLength}:pos${this.positionScale}:ctx${this.contextScale}:sent${this.sentenceScale}`;
     this.pe = sinusoidalPositions(this.modelMaxLength, C);
   }
@@ -105,7 +107,7 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
     const key = role === 'word' ? word : `${role}\u0000${word}`;
     let v = this.words.get(key);
     if (v) return v;
-    const rng = new Rng(role === 'word' ? `opensora-builtin-text:v1:${String(this.seed)}:${word}` : `opensora-builtin-text:${role}:${String(this.seed)}:${word}`);
+    const rng = new Rng(`opensora-builtin-text:${role === 'word' ? WORD_TABLE_TAG : role}:${String(this.seed)}:${word}`);
     v = new Float32Array(this.captionChannels);
     const a = Math.sqrt(3);
     for (let i = 0; i < v.length; i++) v[i] = (2 * rng.random() - 1) * a;
@@ -136,7 +138,7 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
     for (let b = 0; b < B; b++) {
       const n = batch.lengths[b]!;
       const tokens = [...words[b]!.slice(0, n - 1), EOS_KEY];
-      const sentence = this.sentenceVector(tokens.slice(0, n - 1));
+      const sentence = this.sentenceVector(tokens);
       for (let p = 0; p < n; p++) {
         const u = this.wordVector(tokens[p]!);
         const off = (b * L + p) * C;
@@ -157,13 +159,13 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
   }
 
   /**
-   * sentenceScale * (sum of the pair vectors of (BOS, w_0), (w_0, w_1), ..., (w_last, EOS)) / sqrt(pairs),
-   * or null when the scale is 0.
+   * S for a caption's tokens (its kept words, then EOS): sentenceScale * (sum of the pair vectors of
+   * (BOS, w_0), (w_0, w_1), ..., (w_last, EOS)) / sqrt(pairs), or null when the scale is 0.
    */
-  private sentenceVector(words: string[]): Float32Array | null {
+  private sentenceVector(tokens: readonly string[]): Float32Array | null {
     if (this.sentenceScale === 0) return null;
     const C = this.captionChannels;
-    const seq = [BOS_KEY, ...words, EOS_KEY];
+    const seq = [BOS_KEY, ...tokens];
     const out = new Float32Array(C);
     for (let i = 0; i + 1 < seq.length; i++) {
       const v = this.wordVector(`${seq[i]} ${seq[i + 1]}`, 'pair');
@@ -177,6 +179,12 @@ export class BuiltinTextEncoder implements TextEncoderAdapter {
   dispose(): void {
     this.words.clear();
   }
+}
+
+function finiteScale(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v)) throw new InvalidArgumentError(`BuiltinTextEncoder: ${name} must be finite`);
+  return v;
 }
 
 /** [L, C] sinusoidal position code: PE[p, 2i] = sin(p / 10000^(2i/C)), PE[p, 2i+1] = cos(same). */
