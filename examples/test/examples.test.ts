@@ -14,6 +14,7 @@ import { main as maskMain } from '../src/mask-strategies.js';
 import { main as pipelineMain } from '../src/tiny-pretrain-to-stage3.js';
 import { main as inferenceMain } from '../src/inference-flows.js';
 import { main as officialMain } from '../src/load-official-weights.js';
+import { runDemo } from '../src/demo.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'examples-test-'));
 const quiet = () => {
@@ -217,5 +218,21 @@ describe('load-official-weights', () => {
       written.dispose();
       loaded.dispose();
     }
+  });
+});
+
+describe('demo (quick mode)', () => {
+  it('runs data, the four stages, every flow, the gallery and the learning check', async () => {
+    const q = quiet();
+    const work = path.join(root, 'demo');
+    const r = await runDemo({ quick: true, workDir: work, samplesDir: path.join(work, 'samples'), log: q.log });
+    expect(r.samples.map((x) => path.basename(x.path))).toEqual(['t2i_0.png', 't2v_square_0.mp4', 't2v_wide_0.mp4', 'i2v_0.mp4', 'extend_0.mp4', 'connect_0.mp4']);
+    for (const x of r.samples) expect(existsSync(x.path)).toBe(true);
+    expect(readFileSync(r.gallery, 'utf8')).toContain('a red square on a blue background');
+    for (const row of ['object colour', 'background', 'direction']) expect(r.report).toContain(row);
+    expect(r.trained.background.total).toBe(2);
+    // the synthetic clips are 9 frames at 8 fps, and every stage trained
+    expect(q.lines.some((l) => l.includes("'--lengths', '9'") || l.includes('--lengths 9'))).toBe(true);
+    for (const stage of ['01-image', '02-stage1', '03-stage2', '04-stage3']) expect(existsSync(path.join(work, 'train', stage, 'log.jsonl'))).toBe(true);
   });
 });

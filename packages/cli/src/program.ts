@@ -219,6 +219,10 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       .option('--colors <names...>', 'restrict the colours (default: all of red green blue yellow purple orange white black cyan pink)')
       .option('--shapes <names...>', 'restrict the shapes (default: circle square triangle diamond)')
       .option('--directions <names...>', 'restrict the motion directions (default: left right up down)')
+      .option('--lengths <frames...>', 'frame counts to draw each clip from (default: 8 12 16 24)')
+      .option('--fps <rates...>', 'frame rates to draw each clip from (default: 8 12 24 30)')
+      .option('--sizes <HxW...>', 'frame sizes (height x width, even, at least 8) to draw clips and images from (default: 32x32 32x48 48x32 36x64 64x64)')
+      .option('--cut-fraction <f>', 'fraction of clips with a hard cut between scenes, 0 to 1 (default 0.25)', num('cut-fraction'))
       .option('--seed <n>', 'seed', int('seed')),
   );
 

@@ -110,7 +110,7 @@ describe('opensora --help, --version and usage errors', () => {
     { argv: ['data', 'merge'], flags: ['--output', '--intersection'] },
     { argv: ['data', 'split'], flags: ['--num', '--shuffle', '--seed'] },
     { argv: ['data', 'stats'], flags: ['--png'] },
-    { argv: ['data', 'synth'], flags: ['--colors', '--shapes', '--directions', '--out', '--videos', '--images', '--seed'] },
+    { argv: ['data', 'synth'], flags: ['--colors', '--shapes', '--directions', '--lengths', '--fps', '--sizes', '--cut-fraction', '--out', '--videos', '--images', '--seed'] },
     { argv: ['bucket'], flags: [] },
     { argv: ['bucket', 'stats'], flags: ['--bucket-config', '--preset', '--frame-interval', '--seed', '--num-replicas', '--png'] },
   ];

@@ -35,6 +35,41 @@ describe('opensora data synth', () => {
       expect(r.text).toMatch(/^an? \w+ \w+( moving \w+)? on an? \w+ background/);
     }
   });
+
+  it('draws clips from --lengths, --fps and --sizes, with --cut-fraction of them cut', async () => {
+    const out = path.join(dir, 'shaped');
+    const r = await cli(['data', 'synth', '--out', out, '--videos', '4', '--images', '1', '--seed', '5', '--lengths', '9', '10', '--fps', '12', '--sizes', '32x48', '--cut-fraction', '0.5']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('4 video(s) (2 with hard cuts) and 1 image(s)');
+    const rows = await readDatasetCsv(path.join(out, 'synth.csv'));
+    const videos = rows.filter((x) => x.num_frames !== 1);
+    expect(videos).toHaveLength(4);
+    for (const v of videos) {
+      expect([9, 10]).toContain(v.num_frames);
+      expect(v.fps).toBe(12);
+    }
+    for (const x of rows) expect([x.height, x.width]).toEqual([32, 48]);
+    expect(videos.filter((v) => v.cuts)).toHaveLength(2);
+    const none = await cli(['data', 'synth', '--out', path.join(dir, 'uncut'), '--videos', '2', '--images', '0', '--lengths', '8', '--cut-fraction', '0']);
+    expect(none.stdout).toContain('(0 with hard cuts)');
+  });
+
+  it('bad --lengths, --fps, --sizes or --cut-fraction end with a one-line error and exit 2', async () => {
+    for (const [flag, ...values] of [
+      ['--lengths', '8', 'x'],
+      ['--lengths', '0'],
+      ['--fps', '-3'],
+      ['--sizes', '32by32'],
+      ['--sizes', '33x32'],
+      ['--sizes', '4x4'],
+      ['--cut-fraction', '1.5'],
+    ] as const) {
+      const r = await cli(['data', 'synth', '--out', path.join(dir, 'bad'), flag, ...values]);
+      expect(r.code, `${flag} ${values.join(' ')}`).toBe(2);
+      expectOneLineError(r.stderr);
+      expect(r.stderr).toContain(flag);
+    }
+  });
 });
 
 describe('opensora data info', () => {

@@ -32,6 +32,8 @@ export interface IDDPMConfig extends CommonConfig {
   predictXstart?: boolean;
   useKl?: boolean;
   rescaleLearnedSigmas?: boolean;
+  /** Min-SNR-γ weighting of the training loss (null/unset: none, as the reference); see `GaussianDiffusionOptions.snrGamma`. */
+  snrGamma?: number | null;
 }
 
 export interface DPMSolverConfig extends CommonConfig {
@@ -43,7 +45,7 @@ export interface DPMSolverConfig extends CommonConfig {
 export type SchedulerConfig = IDDPMConfig | DPMSolverConfig;
 
 const COMMON_KEYS = ['type', 'numSamplingSteps', 'cfgScale', 'cfgChannel', 'diffusionSteps', 'editEntryOffByOne', 'keepConditionExact'];
-const IDDPM_KEYS = [...COMMON_KEYS, 'timestepRespacing', 'learnSigma', 'sigmaSmall', 'predictXstart', 'useKl', 'rescaleLearnedSigmas'];
+const IDDPM_KEYS = [...COMMON_KEYS, 'timestepRespacing', 'learnSigma', 'sigmaSmall', 'predictXstart', 'useKl', 'rescaleLearnedSigmas', 'snrGamma'];
 const DPM_KEYS = [...COMMON_KEYS, 'lowerOrderFinal'];
 
 const camel = (s: string) => s.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
@@ -85,6 +87,9 @@ export function validateSchedulerConfig(value: unknown, source = 'scheduler conf
     problems.push(`cfgScale: expected a finite number, got ${JSON.stringify(v.cfgScale)}`);
   }
   if (v.cfgChannel !== undefined && v.cfgChannel !== null) posInt('cfgChannel');
+  if (v.snrGamma !== undefined && v.snrGamma !== null && !(typeof v.snrGamma === 'number' && Number.isFinite(v.snrGamma) && v.snrGamma > 0)) {
+    problems.push(`snrGamma: expected a positive number (5 is the usual choice) or null, got ${JSON.stringify(v.snrGamma)}`);
+  }
   for (const k of ['editEntryOffByOne', 'keepConditionExact', 'learnSigma', 'sigmaSmall', 'predictXstart', 'useKl', 'rescaleLearnedSigmas', 'lowerOrderFinal']) bool(k);
   const steps = typeof v.diffusionSteps === 'number' && Number.isInteger(v.diffusionSteps) && v.diffusionSteps > 0 ? v.diffusionSteps : 1000;
   if (typeof v.numSamplingSteps === 'number' && Number.isInteger(v.numSamplingSteps) && v.numSamplingSteps > steps) {

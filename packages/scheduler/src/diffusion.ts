@@ -21,6 +21,13 @@ export interface GaussianDiffusionOptions {
   modelMeanType?: ModelMeanType;
   modelVarType?: ModelVarType;
   lossType?: LossType;
+  /**
+   * Min-SNR-γ loss weighting (Hang et al. 2023): the epsilon MSE of a sample at step t is scaled
+   * by `min(SNR(t), γ) / SNR(t)`, SNR = ᾱ/(1−ᾱ), so the low-noise steps stop dominating the
+   * gradient. Unset or null: no weighting (the reference). The variational-bound term is not
+   * weighted.
+   */
+  snrGamma?: number | null;
 }
 
 export interface PMeanVarianceArgs {
@@ -123,6 +130,23 @@ export class GaussianDiffusion {
     this.modelMeanType = options.modelMeanType ?? 'epsilon';
     this.modelVarType = options.modelVarType ?? 'learned_range';
     this.lossType = options.lossType ?? 'mse';
+    const g = options.snrGamma ?? null;
+    if (g !== null && !(Number.isFinite(g) && g > 0)) throw new InvalidArgumentError(`snrGamma must be a positive number (or null for no weighting), got ${g}`);
+    this.snrGamma = g;
+  }
+
+  /** Min-SNR-γ of the epsilon loss, or null for none (see `GaussianDiffusionOptions.snrGamma`). */
+  readonly snrGamma: number | null;
+
+  /** `min(SNR(t), γ) / SNR(t)` per sample, or null without `snrGamma`. */
+  snrWeights(t: Int32Array): Float32Array | null {
+    const g = this.snrGamma;
+    if (g === null) return null;
+    const ab = this.arrays.alphasCumprod;
+    return Float32Array.from(t, (i) => {
+      const snr = ab[i]! / (1 - ab[i]!);
+      return Math.min(snr, g) / snr;
+    });
   }
 
   /** Number of respaced steps N′. */
@@ -314,7 +338,9 @@ export class GaussianDiffusion {
     }
     const isKl = this.lossType === 'kl' || this.lossType === 'rescaled_kl';
     if (isKl && args.mask) throw new InvalidArgumentError('a frame mask is not supported with KL loss types (as in the reference)');
-    const weights = this.lossWeights(t);
+    const own = this.lossWeights(t);
+    const snr = this.snrWeights(t);
+    const weights = own && snr ? own.map((w, i) => w * snr[i]!) : (own ?? snr);
     const out = tf.tidy(() => {
       const noise = args.noise ?? randn(args.rng!, xStart.shape);
       const mask = args.mask !== undefined ? prepareMask(args.mask, xStart) : undefined;

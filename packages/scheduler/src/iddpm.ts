@@ -32,6 +32,8 @@ export interface IDDPMOptions {
   useKl?: boolean;
   /** Scale the vb term by N′/1000 (RESCALED_MSE). */
   rescaleLearnedSigmas?: boolean;
+  /** Min-SNR-γ weighting of the epsilon loss in training; unset/null: none (the reference). */
+  snrGamma?: number | null;
   /**
    * Reference timing of the edit mask: at a frame's entry step (where it is re-noised) the model
    * is still told the frame is clean (`xMask` false). Default true (reference behaviour); false
@@ -48,6 +50,7 @@ export function diffusionOptionsFrom(o: IDDPMOptions): {
   modelMeanType: 'epsilon' | 'start_x';
   modelVarType: ModelVarType;
   lossType: LossType;
+  snrGamma: number | null;
 } {
   if (o.numSamplingSteps !== undefined && o.timestepRespacing !== undefined && o.timestepRespacing !== '') {
     throw new InvalidArgumentError('give numSamplingSteps or timestepRespacing, not both (as in the reference)');
@@ -59,6 +62,7 @@ export function diffusionOptionsFrom(o: IDDPMOptions): {
     modelMeanType: o.predictXstart ? 'start_x' : 'epsilon',
     modelVarType: learn ? 'learned_range' : o.sigmaSmall ? 'fixed_small' : 'fixed_large',
     lossType: o.useKl ? 'rescaled_kl' : o.rescaleLearnedSigmas ? 'rescaled_mse' : 'mse',
+    snrGamma: o.snrGamma ?? null,
   };
 }
 

@@ -179,6 +179,30 @@ describe('trainingLosses', () => {
     expect(Array.from(r.t)).toEqual(t);
   });
 
+  it('snrGamma weights each sample\'s MSE by min(SNR, γ)/SNR and leaves vb alone; bad values are refused', () => {
+    const plain = new IDDPM({ timestepRespacing: '' });
+    const minSnr = new IDDPM({ timestepRespacing: '', snrGamma: 1 });
+    const rng = new Rng(9);
+    const x0 = normal(rng, shape, 0.8);
+    const eps = normal(rng, shape);
+    const t = [10, 300, 900];
+    const ab = plain.arrays.alphasCumprod;
+    const w = t.map((i) => Math.min(ab[i]! / (1 - ab[i]!), 1) / (ab[i]! / (1 - ab[i]!)));
+    // low noise is scaled down (SNR > 1), high noise is not (SNR < 1)
+    expect(w[0]).toBeLessThan(0.02);
+    expect(w[2]).toBe(1);
+    expect(Array.from(minSnr.snrWeights(Int32Array.from(t))!)).toEqual(w.map((x) => Math.fround(x)));
+    expect(plain.snrWeights(Int32Array.from(t))).toBeNull();
+    const a = plain.trainingLosses({ model: recordingModel([]), xStart: x0, t, noise: eps });
+    const b = minSnr.trainingLosses({ model: recordingModel([]), xStart: x0, t, noise: eps });
+    const [ma, mb, va, vb] = [values(a.mse), values(b.mse), values(a.vb!), values(b.vb!)];
+    for (let i = 0; i < B; i++) {
+      expect(mb[i]! / ma[i]!).toBeCloseTo(w[i]!, 5);
+      expect(vb[i]).toBe(va[i]);
+    }
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => new IDDPM({ snrGamma: bad })).toThrow(/snrGamma must be a positive number/);
+  });
+
   it('respaced training maps t to the original timestep; rescaled MSE scales vb by N′/1000', () => {
     const plain = new IDDPM({ numSamplingSteps: 100 });
     const resc = new IDDPM({ numSamplingSteps: 100, rescaleLearnedSigmas: true });

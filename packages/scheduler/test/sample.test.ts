@@ -427,6 +427,9 @@ describe('createScheduler', () => {
     expect(() => createScheduler({ type: 'iddpm', numSamplingSteps: 10, timestepRespacing: '10' })).toThrow(/not both/);
     expect(() => createScheduler({ type: 'dpm-solver', timestepRespacing: '10' })).toThrow(/not an option of type 'dpm-solver'/);
     expect(() => createScheduler({ type: 'dpm-solver', numSamplingSteps: 1 })).toThrow(/integer >= 2/);
+    expect(() => createScheduler({ type: 'iddpm', snrGamma: -2 })).toThrow(/snrGamma: expected a positive number/);
+    expect(() => createScheduler({ type: 'dpm-solver', snrGamma: 5 })).toThrow(/snrGamma: not an option of type 'dpm-solver'/);
+    expect((createScheduler({ type: 'iddpm-speed', snrGamma: 5 }) as IDDPM).snrGamma).toBe(5);
   });
 });
 

@@ -157,15 +157,27 @@ export class AdamW {
 
   /**
    * Restores moments and step counts saved by `stateTensors()` / `stateJson()`. Every parameter
-   * must be present with the right shape; `resetSteps` keeps the moments but zeroes the counters.
+   * must be present with the right shape, except those the saved run did not train (frozen
+   * there): they start fresh, and their names are returned. `resetSteps` keeps the moments but
+   * zeroes the counters.
    * Hyper-parameters (lr...) stay those of this optimizer: the config decides them.
    */
-  loadState(tensors: NamedTensors, json: AdamWStateJson, options: { resetSteps?: boolean } = {}): void {
+  loadState(tensors: NamedTensors, json: AdamWStateJson, options: { resetSteps?: boolean } = {}): string[] {
     if (!json || json.type !== 'adamw') {
       throw new OpenSoraError('E_STATE_DICT', `Optimizer state is not an AdamW state (type ${String(json?.type)})`);
     }
     const problems: string[] = [];
+    // A parameter the saved optimizer did not train (frozen in that run: `json.params` lists the
+    // ones it had) starts with zero moments and step 0, as a fresh AdamW would.
+    const saved = Array.isArray(json.params) ? new Set(json.params) : null;
+    const fresh = new Set<string>();
     for (const [name, p] of this.params) {
+      if (saved && !saved.has(name) && !(`${name}.exp_avg` in tensors)) {
+        fresh.add(name);
+        this.m.get(name)!.assign(tf.zerosLike(p));
+        this.v.get(name)!.assign(tf.zerosLike(p));
+        continue;
+      }
       for (const [suffix, store] of [
         ['exp_avg', this.m],
         ['exp_avg_sq', this.v],
@@ -187,8 +199,9 @@ export class AdamW {
       for (const name of this.params.keys()) this.paramSteps.set(name, 0);
     } else {
       this.stepCount = json.step;
-      for (const name of this.params.keys()) this.paramSteps.set(name, json.paramSteps?.[name] ?? json.step);
+      for (const name of this.params.keys()) this.paramSteps.set(name, fresh.has(name) ? 0 : (json.paramSteps?.[name] ?? json.step));
     }
+    return [...fresh];
   }
 
   dispose(): void {
@@ -281,11 +294,17 @@ export class Ema {
     return Object.fromEntries(this.shadow);
   }
 
-  /** Loads averaged weights; names this EMA tracks must be present with the right shape. */
-  load(tensors: NamedTensors): void {
+  /**
+   * Loads averaged weights; names this EMA tracks must be present with the right shape, except
+   * `fresh` ones (parameters the saved run kept frozen, so never averaged): those keep the value
+   * this EMA started from, the current weights.
+   */
+  load(tensors: NamedTensors, options: { fresh?: Iterable<string> } = {}): void {
     const problems: string[] = [];
+    const fresh = new Set(options.fresh ?? []);
     for (const [name, s] of this.shadow) {
       const t = tensors[name];
+      if (!t && fresh.has(name)) continue;
       if (!t) problems.push(`missing ${name}`);
       else if (!shapesEqual(t.shape, s.shape)) problems.push(`${name} has shape [${t.shape}], expected [${s.shape}]`);
       else s.assign(t.dtype === 'float32' ? t : tf.cast(t, 'float32'));

@@ -194,11 +194,13 @@ export async function train(configIn: string | TrainConfigInput | TrainConfig, o
       const ck = await loadCheckpoint(loadDir);
       try {
         model.loadStateDict(ck.model, { strict: true });
-        if (ck.optimizer) opt.loadState(ck.optimizer.tensors, ck.optimizer.state);
+        let fresh: string[] = [];
+        if (ck.optimizer) fresh = opt.loadState(ck.optimizer.tensors, ck.optimizer.state);
         else logger.warn(`checkpoint ${loadDir} has no optimizer state: fresh moments`);
+        if (fresh.length) logger.info(`${fresh.length} parameter(s) frozen in ${path.basename(loadDir)} are trained from here with fresh optimizer moments`, { params: fresh.slice(0, 8) });
         if (config.emaDecay !== null) {
           ema = new Ema(params, { decay: config.emaDecay, skip: config.emaSkip });
-          if (ck.ema) ema.load(ck.ema);
+          if (ck.ema) ema.load(ck.ema, { fresh });
         }
         if (resuming) {
           const rs = ck.runningStates;

@@ -97,6 +97,39 @@ describe('AdamW + clipByGlobalNorm', () => {
     tf.dispose([a, b, ...gs, ...Object.values(saved)]);
   });
 
+  it('a parameter the saved run kept frozen starts fresh; a trained one that is missing is still an error', () => {
+    const w = tf.variable(tf.tensor1d([0.5, -0.25]));
+    const frozen = tf.variable(tf.tensor1d([2, 3]));
+    const optA = new AdamW(new Map([['w', w]]), { lr: 0.1 });
+    const g = tf.tensor1d([1, -1]);
+    optA.applyGradients({ w: g });
+    optA.applyGradients({ w: g });
+    const saved = Object.fromEntries(Object.entries(optA.stateTensors()).map(([k, t]) => [k, tf.clone(t)]));
+    const savedJson = JSON.parse(JSON.stringify(optA.stateJson()));
+    // The next stage trains both: `frozen` gets zero moments and its own step count from 0.
+    const optB = new AdamW(new Map([['w', w], ['frozen', frozen]]), { lr: 0.1 });
+    expect(optB.loadState(saved, savedJson)).toEqual(['frozen']);
+    expect(optB.stateJson().paramSteps).toEqual({ w: 2, frozen: 0 });
+    expect(Array.from(optB.stateTensors()['frozen.exp_avg']!.dataSync())).toEqual([0, 0]);
+    optB.applyGradients({ frozen: tf.tensor1d([0.3, -7]) });
+    // A first Adam step of a fresh parameter moves it by lr * sign(g).
+    close(frozen.dataSync(), [2 - 0.1, 3 + 0.1], 1e-6);
+    expect(optB.stateJson().paramSteps.frozen).toBe(1);
+    // A name the saved run did train must be there.
+    const optC = new AdamW(new Map([['w', w]]));
+    expect(() => optC.loadState({ 'frozen.exp_avg': saved['w.exp_avg']! }, savedJson)).toThrow(/missing w.exp_avg/);
+    // The EMA of a fresh parameter keeps its starting value (the current weights).
+    const ema = new Ema(new Map([['w', w], ['frozen', frozen]]));
+    expect(() => ema.load({ w: tf.zeros([2]) })).toThrow(/missing frozen/);
+    ema.load({ w: tf.tensor1d([7, 8]) }, { fresh: ['frozen'] });
+    close(ema.stateTensors().w!.dataSync(), [7, 8], 0);
+    close(ema.stateTensors().frozen!.dataSync(), [1.9, 3.1], 1e-6);
+    tf.dispose([w, frozen, g, ...Object.values(saved)]);
+    optA.dispose();
+    optB.dispose();
+    optC.dispose();
+  });
+
   it('rejects bad hyper-parameters and unknown gradients', () => {
     const v = tf.variable(tf.zeros([2]));
     expect(() => new AdamW(new Map([['v', v]]), { lr: -1 })).toThrow(/lr/);

@@ -90,4 +90,30 @@ describe('multi-stage pipeline', () => {
     const r3 = await runPipeline(cfg, { progress: 'silent', handleSignals: false, logger: quiet });
     expect(r3.stages.every((s) => s.status === 'skipped')).toBe(true);
   });
+
+  it('a stage trains what the previous stage kept frozen (fresh moments for those, the rest carried on)', async () => {
+    const o = tmpDir('pipeline-freeze');
+    dirs.push(o);
+    const base = tinyPipeline(o);
+    const cfg: PipelineConfigInput = {
+      ...base,
+      stages: [
+        { ...base.stages[0]!, overrides: [...base.stages[0]!.overrides!, 'model.freeze=["attn_temp.proj"]'] },
+        { ...base.stages[1]!, overrides: [...base.stages[1]!.overrides!, 'maskRatios=null'] },
+      ],
+    };
+    const r = await runPipeline(cfg, { progress: 'silent', handleSignals: false, logger: quiet });
+    expect(r.completed).toBe(true);
+    const img = await loadCheckpoint(r.stages[0]!.finalCheckpoint!);
+    const key = 'blocks.0.attn_temp.proj.weight';
+    expect(img.optimizer!.state.params).not.toContain(key);
+    expect(Array.from(img.model[key]!.dataSync()).every((v) => v === 0)).toBe(true); // zero-initialised, never trained
+    const vid = await loadCheckpoint(r.stages[1]!.finalCheckpoint!);
+    expect(vid.optimizer!.state.params).toContain(key);
+    expect(vid.optimizer!.state.paramSteps[key]).toBe(3);
+    expect(vid.optimizer!.state.paramSteps['blocks.0.attn.proj.weight']).toBe(6);
+    expect(Array.from(vid.model[key]!.dataSync()).some((v) => v !== 0)).toBe(true);
+    disposeCheckpoint(img);
+    disposeCheckpoint(vid);
+  });
 });

@@ -335,10 +335,35 @@ async function runSynth(opts: Opts, io: CliIO): Promise<void> {
     if (bad.length) throw new UsageError(`data synth: unknown --${key} ${bad.join(', ')} (use ${all.join(', ')})`);
     return v;
   };
+  const list = <T>(flagName: string, parse: (v: string) => T | null, what: string): T[] | undefined => {
+    const v = opts[flagName] as string[] | undefined;
+    if (!v) return undefined;
+    const parsed = v.map(parse);
+    const bad = v.filter((_, i) => parsed[i] === null);
+    if (bad.length) throw new UsageError(`data synth: --${flagName} takes ${what}, got ${bad.map((b) => `'${b}'`).join(', ')}`);
+    return parsed as T[];
+  };
+  const lengths = list('lengths', (x) => (/^\d+$/.test(x) && Number(x) >= 1 ? Number(x) : null), 'whole frame counts of at least 1');
+  const fps = list('fps', (x) => (Number.isFinite(Number(x)) && Number(x) > 0 ? Number(x) : null), 'positive frame rates');
+  const sizes = list(
+    'sizes',
+    (x): [number, number] | null => {
+      const m = /^(\d+)x(\d+)$/.exec(x);
+      const hw: [number, number] = [Number(m?.[1]), Number(m?.[2])];
+      return m && hw.every((n) => n >= 8 && n % 2 === 0) ? hw : null;
+    },
+    'sizes written HxW (like 32x48), both even and at least 8',
+  );
+  const cutFraction = num(opts, 'cutFraction');
+  if (cutFraction !== undefined && !(cutFraction >= 0 && cutFraction <= 1)) throw new UsageError(`data synth: --cut-fraction must be between 0 and 1, got ${cutFraction}`);
   const r = await synthesizeDataset({
     outDir: out,
     numVideos,
     numImages,
+    lengths,
+    fps,
+    sizes,
+    cutFraction,
     seed: num(opts, 'seed'),
     colors: vocab('colors', SYNTH_COLOR_NAMES) as SynthColor[] | undefined,
     shapes: vocab('shapes', SYNTH_SHAPES) as SynthShape[] | undefined,
