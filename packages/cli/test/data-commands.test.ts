@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readDatasetCsv, type DatasetRow } from '@opensora/data';
+import { readDatasetCsv, writeRandomClip, type DatasetRow } from '@opensora/data';
 import { cli, expectOneLineError } from './helpers.js';
 
 
@@ -168,6 +168,28 @@ describe('opensora data score', () => {
     expect(r.code, r.stderr).toBe(0);
     const rows = await readDatasetCsv(path.join(dir, 'sharp.csv'));
     for (const x of rows) expect(x.sharpness as number).toBeGreaterThan(0);
+  });
+
+  it('scores aesthetic (--clip, --mlp) and match (--clip, --tokenizer, or the tokenizer beside the weights) with tiny CLIP weights', async () => {
+    const w = await writeRandomClip(path.join(dir, 'clip'), { seed: 4 });
+    const aes = await cli(['data', 'score', csv, '--scorer', 'aesthetic', '--clip', w.clip, '--mlp', w.mlp, '-o', path.join(dir, 'aes.csv'), '--workers', '2']);
+    expect(aes.code, aes.stderr).toBe(0);
+    expect(aes.stdout).toContain("scored 6 row(s) into column 'aes'");
+    const aesRows = await readDatasetCsv(path.join(dir, 'aes.csv'));
+    expect(aesRows.map((x) => x.path)).toEqual(synthRows.map((x) => x.path));
+    for (const x of aesRows) expect(Number.isFinite(x.aes)).toBe(true);
+    expect(new Set(aesRows.map((x) => x.aes)).size).toBeGreaterThan(1);
+    for (const args of [['--tokenizer', w.tokenizer], []]) {
+      const out = path.join(dir, `match${args.length}.csv`);
+      const m = await cli(['data', 'score', csv, '--scorer', 'match', '--clip', w.clip, ...args, '-o', out]);
+      expect(m.code, m.stderr).toBe(0);
+      for (const x of await readDatasetCsv(out)) expect(Math.abs(x.match as number)).toBeLessThanOrEqual(100);
+    }
+    // a model-based scorer with missing files ends with one line and exit 2
+    const noTok = await cli(['data', 'score', csv, '--scorer', 'match', '--clip', w.clip, '--tokenizer', path.join(dir, 'nope.json')]);
+    expect(noTok.code).toBe(2);
+    expectOneLineError(noTok.stderr);
+    expect(noTok.stderr).toContain('nope.json');
   });
 
   it('rejects an unknown scorer and a model-based scorer without its weights', async () => {

@@ -18,3 +18,4 @@ export * from './imageops.js';
 export * from './scorers/builtin.js';
 export * from './caption.js';
 export * from './scorers/clip.js';
+export * from './scorers/random-clip.js';

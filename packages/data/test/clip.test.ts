@@ -2,77 +2,17 @@
  * Model-based scorers with tiny random CLIP and aesthetic-MLP weights written here, checked
  * against a plain-JS forward pass of the Hugging Face CLIP semantics (independent of tfjs).
  */
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rng, initBackend, saveSafetensors } from '@opensora/core';
-import { ClipModel, aestheticScorer, clipPreprocess, matchScorer, readScorerInput, runScorer, synthesizeDataset, tokenizerFromFile, type SynthResult } from '../src/index.js';
+import { initBackend } from '@opensora/core';
+import { ClipModel, aestheticScorer, clipPreprocess, matchScorer, randomClipWeights, readScorerInput, runScorer, synthesizeDataset, tokenizerFromFile, writeRandomClip, type SynthResult } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
 const tmp = tempDir('osdata-clip-');
-const D = 32;
-const P = 8;
-const S = 32;
+// The same seeded weights that writeRandomClip puts in the files (checked below against its files).
+const { clipWeights: W, mlpWeights: MLP, config } = randomClipWeights({ seed: 123 });
+const { hiddenSize: D, patchSize: P, imageSize: S, projectionDim: PROJ, numLayers: LAYERS, numHeads: HEADS, intermediateSize: FF, maxPositions: TPOS, vocabSize: VOCAB } = config;
 const G = S / P;
-const PROJ = 16;
-const LAYERS = 2;
-const HEADS = 2;
-const FF = 64;
-const VOCAB = 50;
-const TPOS = 16;
-const rng = new Rng(123);
-const W: Record<string, { shape: number[]; data: Float32Array }> = {};
-const rand = (shape: number[], scale = 0.2) => {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = rng.normal() * scale;
-  return { shape, data };
-};
-function tower(prefix: string) {
-  for (let i = 0; i < LAYERS; i++) {
-    const p = `${prefix}encoder.layers.${i}`;
-    for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
-      W[`${p}.self_attn.${n}.weight`] = rand([D, D]);
-      W[`${p}.self_attn.${n}.bias`] = rand([D], 0.05);
-    }
-    for (const n of ['layer_norm1', 'layer_norm2']) {
-      W[`${p}.${n}.weight`] = { shape: [D], data: Float32Array.from(rand([D], 0.1).data, (v) => 1 + v) };
-      W[`${p}.${n}.bias`] = rand([D], 0.05);
-    }
-    W[`${p}.mlp.fc1.weight`] = rand([FF, D]);
-    W[`${p}.mlp.fc1.bias`] = rand([FF], 0.05);
-    W[`${p}.mlp.fc2.weight`] = rand([D, FF]);
-    W[`${p}.mlp.fc2.bias`] = rand([D], 0.05);
-  }
-}
-W['vision_model.embeddings.patch_embedding.weight'] = rand([D, 3, P, P], 0.05);
-W['vision_model.embeddings.class_embedding'] = rand([D]);
-W['vision_model.embeddings.position_embedding.weight'] = rand([G * G + 1, D]);
-W['vision_model.pre_layrnorm.weight'] = { shape: [D], data: new Float32Array(D).fill(1) };
-W['vision_model.pre_layrnorm.bias'] = rand([D], 0.05);
-tower('vision_model.');
-W['vision_model.post_layernorm.weight'] = { shape: [D], data: new Float32Array(D).fill(1.1) };
-W['vision_model.post_layernorm.bias'] = rand([D], 0.05);
-W['visual_projection.weight'] = rand([PROJ, D]);
-W['text_model.embeddings.token_embedding.weight'] = rand([VOCAB, D]);
-W['text_model.embeddings.position_embedding.weight'] = rand([TPOS, D]);
-tower('text_model.');
-W['text_model.final_layer_norm.weight'] = { shape: [D], data: new Float32Array(D).fill(0.9) };
-W['text_model.final_layer_norm.bias'] = rand([D], 0.05);
-W['text_projection.weight'] = rand([PROJ, D]);
-W.logit_scale = { shape: [], data: Float32Array.of(Math.log(100)) };
-const MLP: Record<string, { shape: number[]; data: Float32Array }> = {};
-const dims: Array<[number, number, number]> = [
-  [0, PROJ, 24],
-  [2, 24, 8],
-  [4, 8, 6],
-  [6, 6, 4],
-  [7, 4, 1],
-];
-for (const [i, a, b] of dims) {
-  MLP[`layers.${i}.weight`] = rand([b, a], 0.5);
-  MLP[`layers.${i}.bias`] = rand([b], 0.1);
-}
 
 // ---- plain-JS reference of HF CLIP (row-major arrays) ----
 const get = (k: string) => W[k]!.data;
@@ -178,7 +118,8 @@ const norm = (v: ArrayLike<number>) => {
 };
 function mlpRef(e: number[]): number {
   let h = e;
-  for (const [i, a, b] of dims) {
+  for (const i of [0, 2, 4, 6, 7]) {
+    const [b, a] = MLP[`layers.${i}.weight`]!.shape as [number, number];
     const w = MLP[`layers.${i}.weight`]!.data;
     const bb = MLP[`layers.${i}.bias`]!.data;
     h = Array.from({ length: b }, (_, o) => bb[o]! + h.reduce((s, x, j) => s + x * w[o * a + j]!, 0));
@@ -190,41 +131,14 @@ let synth: SynthResult;
 let clipPath: string;
 let mlpPath: string;
 let tokPath: string;
-const VOCAB_WORDS = ['[UNK]', '<bos>', 'a', 'an', 'red', 'green', 'blue', 'yellow', 'purple', 'orange', 'white', 'black', 'cyan', 'pink', 'circle', 'square', 'triangle', 'diamond', 'moving', 'left', 'right', 'up', 'down', 'on', 'background'];
 
 beforeAll(async () => {
   await initBackend('cpu');
-  await saveSafetensors(path.join(tmp.dir, 'clip.safetensors'), Object.fromEntries(Object.entries(W).map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data }])), {
-    metadata: { config: JSON.stringify({ vision_config: { num_attention_heads: HEADS }, text_config: { num_attention_heads: HEADS } }) },
-  });
-  clipPath = path.join(tmp.dir, 'clip.safetensors');
-  mlpPath = path.join(tmp.dir, 'aesthetic.safetensors');
-  await saveSafetensors(mlpPath, Object.fromEntries(Object.entries(MLP).map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data }])));
-  const vocab = Object.fromEntries(VOCAB_WORDS.map((w, i) => [w, i]));
-  vocab['<eos>'] = VOCAB - 1;
-  tokPath = path.join(tmp.dir, 'tokenizer.json');
-  writeFileSync(
-    tokPath,
-    JSON.stringify({
-      version: '1.0',
-      truncation: null,
-      padding: null,
-      added_tokens: [
-        { id: 1, content: '<bos>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-        { id: VOCAB - 1, content: '<eos>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-      ],
-      normalizer: { type: 'Lowercase' },
-      pre_tokenizer: { type: 'Whitespace' },
-      post_processor: {
-        type: 'TemplateProcessing',
-        single: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<eos>', type_id: 0 } }],
-        pair: [],
-        special_tokens: { '<bos>': { id: '<bos>', ids: [1], tokens: ['<bos>'] }, '<eos>': { id: '<eos>', ids: [VOCAB - 1], tokens: ['<eos>'] } },
-      },
-      decoder: null,
-      model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-    }),
-  );
+  const files = await writeRandomClip(tmp.dir, { seed: 123 });
+  clipPath = files.clip;
+  mlpPath = files.mlp;
+  tokPath = files.tokenizer;
+  expect(Object.keys(files.clipWeights)).toEqual(Object.keys(W));
   synth = await synthesizeDataset({ outDir: tmp.dir, seed: 8, numVideos: 2, numImages: 1, sizes: [[32, 48]], imageSizes: [[40, 40]], lengths: [12], fps: [12], cutFraction: 0 });
 });
 afterAll(() => tmp.cleanup());
