@@ -174,8 +174,10 @@ export class AdamW {
     for (const [name, p] of this.params) {
       if (saved && !saved.has(name) && !(`${name}.exp_avg` in tensors)) {
         fresh.add(name);
-        this.m.get(name)!.assign(tf.zerosLike(p));
-        this.v.get(name)!.assign(tf.zerosLike(p));
+        tf.tidy(() => {
+          this.m.get(name)!.assign(tf.zerosLike(p));
+          this.v.get(name)!.assign(tf.zerosLike(p));
+        });
         continue;
       }
       for (const [suffix, store] of [

@@ -108,7 +108,9 @@ describe('AdamW + clipByGlobalNorm', () => {
     const savedJson = JSON.parse(JSON.stringify(optA.stateJson()));
     // The next stage trains both: `frozen` gets zero moments and its own step count from 0.
     const optB = new AdamW(new Map([['w', w], ['frozen', frozen]]), { lr: 0.1 });
+    const before = tf.memory().numTensors;
     expect(optB.loadState(saved, savedJson)).toEqual(['frozen']);
+    expect(tf.memory().numTensors).toBe(before); // moments are assigned in place, nothing left over
     expect(optB.stateJson().paramSteps).toEqual({ w: 2, frozen: 0 });
     expect(Array.from(optB.stateTensors()['frozen.exp_avg']!.dataSync())).toEqual([0, 0]);
     optB.applyGradients({ frozen: tf.tensor1d([0.3, -7]) });
