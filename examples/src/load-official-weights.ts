@@ -31,7 +31,7 @@ import { formatBackend, initBackend, saveSafetensors } from '@opensora/core';
 import { generate, loadModelStack, type GeneratedSample } from '@opensora/cli';
 import { createScheduler } from '@opensora/scheduler';
 import { STDiT2, type ParameterCount } from '@opensora/stdit';
-import { T5_V1_1_XXL_CONFIG, countT5EncoderParameters, createTextEncoder, randomT5Weights, t5ConfigToJson, type T5Config } from '@opensora/text';
+import { T5_V1_1_XXL_CONFIG, countT5EncoderParameters, createTextEncoder, randomT5Weights, t5ConfigToJson, t5StandInTokenizerJson, type T5Config } from '@opensora/text';
 import { AutoencoderKL, SD_VAE_CONFIG, TINY_VAE_CONFIG, createVae } from '@opensora/vae';
 
 export interface OfficialWeightsOptions {
@@ -66,32 +66,6 @@ export interface OfficialWeightsResult {
 const M = (n: number) => `${(n / 1e6).toFixed(2)}M`;
 const GB = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 
-/**
- * A T5-shaped `tokenizer.json` (SentencePiece Unigram, `</s>` appended) over a few words. The real
- * T5 folder ships its own; save one with transformers' `AutoTokenizer.save_pretrained` if it has
- * only `spiece.model`.
- */
-function standInTokenizer(words: string[]): Record<string, unknown> {
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const pieces = ['<pad>', '</s>', '<unk>', ...words.map((w) => `\u2581${w}`), '\u2581', ...'abcdefghijklmnopqrstuvwxyz'];
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
-    normalizer: null,
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true }] },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true },
-    model: { type: 'Unigram', unk_id: 2, vocab: pieces.map((p, i) => [p, i < 3 ? 0 : p.length > 2 ? -1 - i * 0.01 : -8]), byte_fallback: false },
-  };
-}
-
 /** Writes tiny random weights in the three official layouts; returns the folders. */
 export async function writeStandIns(dir: string): Promise<{ model: string; vae: string; textEncoder: string }> {
   const folders = { model: path.join(dir, 'OpenSora-STDiT-v2-stage3'), vae: path.join(dir, 'sd-vae-ft-ema'), textEncoder: path.join(dir, 't5-v1_1-xxl') };
@@ -101,7 +75,9 @@ export async function writeStandIns(dir: string): Promise<{ model: string; vae: 
   const t5: T5Config = { ...T5_V1_1_XXL_CONFIG, vocabSize: 64, dModel: 16, dKv: 4, dFf: 24, numLayers: 2, numHeads: 4 };
   writeFileSync(path.join(folders.textEncoder, 'config.json'), JSON.stringify(t5ConfigToJson(t5), null, 2));
   const words = ['a', 'red', 'blue', 'green', 'circle', 'square', 'moving', 'left', 'right', 'on', 'background'];
-  writeFileSync(path.join(folders.textEncoder, 'tokenizer.json'), JSON.stringify(standInTokenizer(words)));
+  // A stand-in tokenizer.json over a few words. The real T5 folder ships its own; save one with
+  // transformers' `AutoTokenizer.save_pretrained` if it has only `spiece.model`.
+  writeFileSync(path.join(folders.textEncoder, 'tokenizer.json'), JSON.stringify(t5StandInTokenizerJson(words)));
   writeFileSync(path.join(folders.textEncoder, 'tokenizer_config.json'), JSON.stringify({ pad_token: '<pad>', eos_token: '</s>', unk_token: '<unk>' }));
   const t5Weights = Object.fromEntries(Object.entries(randomT5Weights(t5, 1)).map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape, data: v.data }]));
   await saveSafetensors(path.join(folders.textEncoder, 'model.safetensors'), t5Weights, { metadata: { format: 'pt' } });

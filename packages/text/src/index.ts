@@ -7,7 +7,7 @@ export { T5_V1_1_XXL_CONFIG, parseT5Config, t5ConfigToJson, validateT5Config, t5
 export { relativePositionBucket, relativePositionBuckets } from './t5/bucket.js';
 export type { WeightSource, WeightRecord } from './t5/model.js';
 export { T5EncoderModel, T5WeightsError, randomT5Weights, weightsFromRecord, weightsFromReader } from './t5/model.js';
-export { HfTokenizer } from './t5/tokenizer.js';
+export { HfTokenizer, t5StandInTokenizerJson } from './t5/tokenizer.js';
 export type { T5TextEncoderOptions, T5FromPretrainedOptions } from './t5/encoder.js';
 export { T5TextEncoder, DEFAULT_MODEL_MAX_LENGTH } from './t5/encoder.js';
 export type { BuiltinTextEncoderOptions } from './builtin.js';

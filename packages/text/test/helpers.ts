@@ -2,39 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { saveSafetensors } from '@opensora/core';
 import type { T5Config, WeightRecord } from '../src/index.js';
-import { randomT5Weights, t5ConfigToJson } from '../src/index.js';
+import { randomT5Weights, t5ConfigToJson, t5StandInTokenizerJson } from '../src/index.js';
 
 export const TINY_WORDS = ['a', 'red', 'ball', 'blue', 'cat', 'dog', 'runs', 'on', 'the', 'grass', 'in', 'snow', 'sunset', 'over', 'sea'];
-export const LETTERS = 'abcdefghijklmnopqrstuvwxyz'.split('');
-
-/** Vocabulary of the test tokenizer: specials, then "▁"+word pieces, then "▁" and single letters. */
-export function tinyVocab(): string[] {
-  return ['<pad>', '</s>', '<unk>', ...TINY_WORDS.map((w) => `\u2581${w}`), '\u2581', ...LETTERS];
-}
-
-/** A T5-shaped tokenizer.json (Unigram model, WhitespaceSplit + Metaspace, `$A </s>` template). */
+/** The test tokenizer: the package's T5 stand-in over TINY_WORDS. */
 export function tinyTokenizerJson(): Record<string, unknown> {
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const vocab = tinyVocab().map((p, i): [string, number] => [p, i < 3 ? 0 : p.length > 2 ? -1 - i * 0.01 : -8]);
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
-    normalizer: null,
-    pre_tokenizer: {
-      type: 'Sequence',
-      pretokenizers: [{ type: 'WhitespaceSplit' }, { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true }],
-    },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true },
-    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: false },
-  };
+  return t5StandInTokenizerJson(TINY_WORDS);
 }
 
 export function tinyT5Config(over: Partial<T5Config> = {}): T5Config {

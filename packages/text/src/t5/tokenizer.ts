@@ -86,3 +86,31 @@ export class HfTokenizer {
     return padAndTruncate(rows, maxLength, this.numSpecial, (kept) => this.toIds(this.postProcess(kept)), this.padId);
   }
 }
+
+/**
+ * A T5-shaped stand-in `tokenizer.json` over a few words, for tests and offline trials: a
+ * SentencePiece Unigram model (`<pad>`, `</s>`, `<unk>`, then "▁"+word pieces, "▁" and the single
+ * letters a-z, so any lower-case text tokenizes), WhitespaceSplit + Metaspace, and the `$A </s>`
+ * template. The real T5 folder ships its own.
+ */
+export function t5StandInTokenizerJson(words: readonly string[]): Record<string, unknown> {
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const pieces = ['<pad>', '</s>', '<unk>', ...words.map((w) => `\u2581${w}`), '\u2581', ...'abcdefghijklmnopqrstuvwxyz'];
+  const metaspace = { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true };
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
+    normalizer: null,
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, metaspace] },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
+    },
+    decoder: metaspace,
+    model: { type: 'Unigram', unk_id: 2, vocab: pieces.map((p, i) => [p, i < 3 ? 0 : p.length > 2 ? -1 - i * 0.01 : -8]), byte_fallback: false },
+  };
+}
