@@ -9,30 +9,15 @@
  */
 import { tf } from '../backend.js';
 import type { Access } from './access.js';
+import { prod, runGraph, sym, type Feed } from './graph-run.js';
 import type { KernelArgs } from './kernels.js';
 import { OnnxType, type OnnxGraph, type OnnxInitializer, type OnnxNode } from './onnx-model.js';
 import type { OrtRuntime } from './ort.js';
 
 type TensorInfo = tf.TensorInfo;
-type Feed = [name: string, t: TensorInfo, dims?: readonly number[]];
 const F = OnnxType.float;
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-const sym = (p: string, r: number) => Array.from({ length: r }, (_, i) => `${p}${i}`);
 
 export type FusedKernel = (args: KernelArgs, access: Access, ort: OrtRuntime) => TensorInfo[];
-
-function runGraph(ort: OrtRuntime, access: Access, key: string, graph: () => OnnxGraph, inputs: Feed[], outs: [shape: number[], dims?: readonly number[]][]): TensorInfo[] {
-  const session = ort.session(key, graph);
-  const allocated = outs.map(([shape]) => access.alloc(shape));
-  const feeds: Record<string, unknown> = {};
-  for (const [name, t, dims] of inputs) feeds[name] = new ort.Tensor('float32', access.f32(t), dims ?? t.shape);
-  const fetches: Record<string, unknown> = {};
-  allocated.forEach((o, i) => {
-    fetches[`y${i}`] = new ort.Tensor('float32', access.f32(o.info), outs[i]![1] ?? outs[i]![0]);
-  });
-  session.run(feeds, fetches, {});
-  return allocated.map((o) => o.info);
-}
 
 /** Small graph-building helper: named nodes, scalar constants. */
 class G {

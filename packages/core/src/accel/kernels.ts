@@ -5,6 +5,7 @@
  */
 import type { tf } from '../backend.js';
 import type { Access } from './access.js';
+import { prod, runGraph, sym, type Feed } from './graph-run.js';
 import { OnnxType, type OnnxGraph, type OnnxNode } from './onnx-model.js';
 import type { OrtRuntime } from './ort.js';
 
@@ -16,9 +17,6 @@ export interface KernelArgs {
 export type AccelKernel = (args: KernelArgs, access: Access, ort: OrtRuntime) => TensorInfo | TensorInfo[] | null;
 
 const F = OnnxType.float;
-type Feed = [name: string, t: TensorInfo, dims?: readonly number[]];
-const sym = (prefix: string, rank: number) => Array.from({ length: rank }, (_, i) => `${prefix}${i}`);
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Runs a cached single-purpose graph: inputs by name, one preallocated output. */
 function run(
@@ -33,27 +31,9 @@ function run(
   return runMulti(ort, access, key, graph, inputs, [[outShape, ortOutDims]])[0]!;
 }
 
-/** Like `run` with several outputs named y0, y1, ... (or y for one). */
-function runMulti(
-  ort: OrtRuntime,
-  access: Access,
-  key: string,
-  graph: () => OnnxGraph,
-  inputs: Feed[],
-  outs: [shape: number[], ortDims: readonly number[]][],
-): TensorInfo[] {
-  const session = ort.session(key, graph);
-  const allocated = outs.map(([shape]) => access.alloc(shape));
-  const feeds: Record<string, unknown> = {};
-  // views are taken after every allocation (a wasm heap may have grown)
-  for (const [name, t, dims] of inputs) feeds[name] = new ort.Tensor('float32', access.f32(t), dims ?? t.shape);
-  const fetches: Record<string, unknown> = {};
-  allocated.forEach((o, i) => {
-    const view = outs.length === 1 ? o.view : access.f32(o.info);
-    fetches[outs.length === 1 ? 'y' : `y${i}`] = new ort.Tensor('float32', view, outs[i]![1]);
-  });
-  session.run(feeds, fetches, {});
-  return allocated.map((o) => o.info);
+/** Like `run` with several outputs named y0, y1, ... (or y for one, as `oneNode` names them). */
+function runMulti(ort: OrtRuntime, access: Access, key: string, graph: () => OnnxGraph, inputs: Feed[], outs: [shape: number[], ortDims: readonly number[]][]): TensorInfo[] {
+  return runGraph(ort, access, key, graph, inputs, outs, outs.length === 1 ? ['y'] : undefined);
 }
 
 /** A one-node graph over float tensors with symbolic dims of the given ranks. */
