@@ -33,6 +33,7 @@ import {
 } from '@opensora/data';
 import { checkSample, formatLearningReport, learningReport, type SampleCheck } from './learning-check.js';
 import { writeGallery, type GalleryEntry } from './gallery.js';
+import { formatMotionProbe, formatProbeGaps, motionProbe, type MotionProbeResult } from './motion-probe.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -55,6 +56,8 @@ export interface DemoResult {
   report: string;
   trained: ReturnType<typeof learningReport>;
   untrained: ReturnType<typeof learningReport>;
+  /** The motion probe (epsilon error on forward / reversed / static / wrongly captioned clips), trained and untrained. */
+  probe: { trained: MotionProbeResult; untrained: MotionProbeResult };
   seconds: Record<string, number>;
 }
 
@@ -254,6 +257,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const trainedChecks = await check(stack, 'trained');
   const untrainedModel = new STDiT2(stack.model.config, { seed: 'untrained' });
   const untrainedChecks = await check({ ...stack, model: untrainedModel }, 'untrained');
+  // The motion probe: whether the denoiser itself tells the captioned direction from the opposite
+  // one and from reversed frames, a finer measure than the samples' direction (see motion-probe.ts).
+  const probeOptions = quick ? { clips: 1, timesteps: [500] } : {};
+  const probe = { trained: motionProbe(stack, probeOptions), untrained: motionProbe({ ...stack, model: untrainedModel }, probeOptions) };
   untrainedModel.dispose();
   // Chance of a colour match: one in the demo's palette (the check itself picks from all ten colours).
   const chance = { objectColor: 1 / DEMO_COLORS.length, background: 1 / DEMO_COLORS.length, direction: 1 / SYNTH_DIRECTION_NAMES.length };
@@ -272,10 +279,13 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   log('');
   log(report);
   log('');
+  log(formatMotionProbe(probe.trained, 'motion probe, trained weights'));
+  log(`motion probe, untrained weights: ${formatProbeGaps(probe.untrained)}`);
+  log('');
   log(`samples: ${saved.map((s) => path.relative(repo, s.path)).join(', ')}`);
   log(`gallery: ${path.relative(process.cwd(), page)}`);
   log(`time: ${Object.entries(seconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')}`);
-  return { samples: saved, gallery: page, report, trained, untrained, seconds };
+  return { samples: saved, gallery: page, report, trained, untrained, probe, seconds };
 }
 
 const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);

@@ -15,6 +15,7 @@ import { main as pipelineMain } from '../src/tiny-pretrain-to-stage3.js';
 import { main as inferenceMain } from '../src/inference-flows.js';
 import { main as officialMain } from '../src/load-official-weights.js';
 import { runDemo } from '../src/demo.js';
+import { main as probeMain } from '../src/motion-probe.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'examples-test-'));
 const quiet = () => {
@@ -181,6 +182,18 @@ describe('inference-flows', () => {
   });
 });
 
+describe('motion-probe', () => {
+  it('probes the checkpoint of the tiny pipeline and prints the table and the gaps', async () => {
+    expect(finalCheckpoint).toBeDefined();
+    const q = quiet();
+    const r = await probeMain({ model: finalCheckpoint!, size: 16, clips: 2, timesteps: [700, 300], log: q.log });
+    expect(r.rows.map((x) => x.t)).toEqual([700, 300]);
+    for (const row of r.rows) for (const v of Object.values(row.mse)) expect(Number.isFinite(v) && v > 0).toBe(true);
+    expect(q.lines[0]).toMatch(/^motion probe of .* at 16x16 \(epsilon MSE, 2 clips, shared noise\)/);
+    expect(q.lines[0]).toMatch(/caption gap [+-]\d+\.\d% .*\n.*order gap/s);
+  });
+});
+
 describe('load-official-weights', () => {
   it('writes the official layouts, loads them by path, and counts the official parameters', async () => {
     const q = quiet();
@@ -230,6 +243,8 @@ describe('demo (quick mode)', () => {
     for (const x of r.samples) expect(existsSync(x.path)).toBe(true);
     expect(readFileSync(r.gallery, 'utf8')).toContain('a red square on a blue background');
     for (const row of ['object colour', 'background', 'direction']) expect(r.report).toContain(row);
+    expect(r.probe.trained.rows.map((x) => x.t)).toEqual([500]);
+    expect(q.lines.some((l) => l.startsWith('motion probe, untrained weights: caption gap'))).toBe(true);
     expect(r.trained.background.total).toBe(2);
     // the synthetic clips are 9 frames at 8 fps, and every stage trained
     expect(q.lines.some((l) => l.includes("'--lengths', '9'") || l.includes('--lengths 9'))).toBe(true);
