@@ -134,7 +134,8 @@ export function motionProbe(
   for (let i = 0; i < clips; i++) {
     const direction = SYNTH_DIRECTION_NAMES[i % SYNTH_DIRECTION_NAMES.length]!;
     const background = colors[i % colors.length]!;
-    const color = colors[(i + 2) % colors.length]!;
+    // an object colour other than the background's, cycling through all the others
+    const color = colors[(i + 1 + (i % (colors.length - 1))) % colors.length]!;
     const scene: ProbeScene = { shape: shapes[Math.floor(i / SYNTH_DIRECTION_NAMES.length) % shapes.length]!, color, direction, background };
     const caption = synthCaption(scene);
     const wrong = synthCaption({ ...scene, direction: OPPOSITE_DIRECTION[direction] });

@@ -58,6 +58,12 @@ describe('motionProbe', () => {
     for (const row of r.rows) expect(row.mse.forward).toBeGreaterThan(0);
   });
 
+  it('never draws the object in the background colour, even with two colours', () => {
+    const r = motionProbe({ vae }, { size: 16, clips: 4, timesteps: [300], colors: ['red', 'blue'], shapes: ['square'], denoise: oracle('forward') });
+    expect(r.staticGap).toBeGreaterThan(0.5);
+    expect(r.orderGap).toBeGreaterThan(0.5);
+  });
+
   it('shows a still-world oracle as preferring stills and ignoring the direction word', () => {
     const r = motionProbe({ vae }, { size: 16, clips: 4, timesteps: [500], denoise: oracle('static') });
     expect(r.staticGap).toBeLessThan(-0.5);
