@@ -25,7 +25,7 @@ import { alphasCumprodOf, linearBetaSchedule } from '@opensora/scheduler';
 import type { STDiT2 } from '@opensora/stdit';
 import type { TextEncoderAdapter } from '@opensora/text';
 import type { VaeAdapter } from '@opensora/vae';
-import { renderSynthFrame, synthCaption, SYNTH_DIRECTION_NAMES, type SynthColor, type SynthDirection, type SynthScene } from '@opensora/data';
+import { frameToChw, renderSynthFrame, synthCaption, SYNTH_DIRECTION_NAMES, type SynthColor, type SynthDirection, type SynthScene } from '@opensora/data';
 import type { RgbVideo } from './learning-check.js';
 
 export type ProbeVariant = 'forward' | 'reversed' | 'static' | 'wrongCaption';
@@ -51,12 +51,11 @@ export function probeClip(scene: ProbeScene, size: number, frames: number, order
   return { data, frames, height: size, width: size };
 }
 
-/** RgbVideo -> [1, 3, T, H, W] in [-1, 1], the VAE's input layout. */
-function toPixels(v: RgbVideo): tf.Tensor {
-  const n = v.height * v.width;
-  const out = new Float32Array(3 * v.frames * n);
-  for (let t = 0; t < v.frames; t++)
-    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[(c * v.frames + t) * n + i] = v.data[(t * n + i) * 3 + c]! / 127.5 - 1;
+/** RgbVideo -> [1, 3, T, H, W] in [-1, 1], the VAE's input layout (the dataset reader's conversion). */
+export function rgbVideoToPixels(v: RgbVideo): tf.Tensor {
+  const plane = v.height * v.width * 3;
+  const out = new Float32Array(v.frames * plane);
+  for (let t = 0; t < v.frames; t++) frameToChw({ data: v.data.subarray(t * plane, (t + 1) * plane), width: v.width, height: v.height }, out, v.frames, t);
   return tf.tensor(out, [1, 3, v.frames, v.height, v.width]);
 }
 
@@ -141,7 +140,7 @@ export function motionProbe(
     const wrong = synthCaption({ ...scene, direction: OPPOSITE_DIRECTION[direction] });
     // One batch of the four variants: the same noise for all, so the differences are the model's.
     const x0 = tf.tidy(() => {
-      const enc = (order: 'forward' | 'reversed' | 'static') => stack.vae.encode(toPixels(probeClip(scene, size, frames, order)));
+      const enc = (order: 'forward' | 'reversed' | 'static') => stack.vae.encode(rgbVideoToPixels(probeClip(scene, size, frames, order)));
       const f = enc('forward');
       return tf.concat([f, enc('reversed'), enc('static'), f], 0);
     });

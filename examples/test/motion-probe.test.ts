@@ -5,7 +5,7 @@ import { parseSynthCaption, SYNTH_DIRECTION_NAMES } from '@opensora/data';
 import { alphasCumprodOf, linearBetaSchedule } from '@opensora/scheduler';
 import { BuiltinVae } from '@opensora/vae';
 import { analyzeFrames } from '../src/learning-check.js';
-import { formatMotionProbe, motionProbe, OPPOSITE_DIRECTION, probeClip, type ProbeDenoiser } from '../src/motion-probe.js';
+import { formatMotionProbe, motionProbe, OPPOSITE_DIRECTION, probeClip, rgbVideoToPixels, type ProbeDenoiser } from '../src/motion-probe.js';
 
 await initBackend();
 const alphaBar = alphasCumprodOf(linearBetaSchedule(1000));
@@ -16,13 +16,7 @@ function oracle(order: 'forward' | 'static', frames = 8): ProbeDenoiser {
   return (xt, t, captions, size) =>
     tf.tidy(() => {
       const x0 = tf.concat(
-        captions.map((c) => {
-          const v = probeClip(parseSynthCaption(c)![0]!, size, frames, order);
-          const n = size * size;
-          const px = new Float32Array(3 * frames * n);
-          for (let f = 0; f < frames; f++) for (let i = 0; i < n; i++) for (let ch = 0; ch < 3; ch++) px[(ch * frames + f) * n + i] = v.data[(f * n + i) * 3 + ch]! / 127.5 - 1;
-          return vae.encode(tf.tensor(px, [1, 3, frames, size, size]));
-        }),
+        captions.map((c) => vae.encode(rgbVideoToPixels(probeClip(parseSynthCaption(c)![0]!, size, frames, order)))),
         0,
       );
       const a = alphaBar[t]!;

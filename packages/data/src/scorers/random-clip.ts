@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Rng, saveSafetensors } from '@opensora/core';
+import { SYNTH_COLOR_NAMES, SYNTH_DIRECTION_NAMES, SYNTH_SHAPES } from '../synth.js';
 
 export interface RandomClipOptions {
   seed?: number;
@@ -40,7 +41,8 @@ export interface RandomClipFiles {
   mlpWeights: RandomWeights;
 }
 
-const CAPTION_WORDS = ['a', 'an', 'red', 'green', 'blue', 'yellow', 'purple', 'orange', 'white', 'black', 'cyan', 'pink', 'circle', 'square', 'triangle', 'diamond', 'moving', 'left', 'right', 'up', 'down', 'on', 'background'];
+/** The words of the synthetic captions ("a red circle moving left on a blue background"), in vocabulary order. */
+const CAPTION_WORDS = ['a', 'an', ...SYNTH_COLOR_NAMES, ...SYNTH_SHAPES, 'moving', ...SYNTH_DIRECTION_NAMES, 'on', 'background'];
 
 /** Random CLIP weights (HF key names) and aesthetic MLP weights, deterministic for a seed. */
 export function randomClipWeights(options: RandomClipOptions = {}): Pick<RandomClipFiles, 'config' | 'clipWeights' | 'mlpWeights'> {
